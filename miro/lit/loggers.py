@@ -1,0 +1,26 @@
+"""Experiment loggers built from config."""
+
+import netrc
+import os
+from urllib.parse import urlparse
+
+from pytorch_lightning.loggers import WandbLogger
+
+
+def wandb_logged_in() -> bool:
+    """Whether W&B has credentials: ``WANDB_API_KEY`` or a ``~/.netrc`` entry for its host."""
+    if os.environ.get("WANDB_API_KEY"):
+        return True
+    host = urlparse(os.environ.get("WANDB_BASE_URL", "https://api.wandb.ai")).hostname
+    try:
+        return netrc.netrc().authenticators(host) is not None
+    except (FileNotFoundError, netrc.NetrcParseError):
+        return False
+
+
+def wandb_logger(offline: bool | None = None, **kwargs) -> WandbLogger:
+    """A ``WandbLogger`` that runs offline when no account is configured (``offline=None``);
+    sync such a run later with ``wandb sync <save_dir>/wandb/offline-run-*``."""
+    if offline is None:
+        offline = not wandb_logged_in()
+    return WandbLogger(offline=offline, **kwargs)

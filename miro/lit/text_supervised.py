@@ -1,0 +1,88 @@
+"""LightningModule: an image encoder learns to predict the text embedding of its caption."""
+
+from collections.abc import Callable
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+from torch import nn
+
+from miro.eval import mean_average_precision
+from miro.index import cosine_ranking
+
+
+class TextSupervisedEncoder(pl.LightningModule):
+    """Train ``encoder`` so that ``loss(encoder(image), text_target)`` falls; evaluate by
+    text-to-image retrieval over the whole validation/test split (gathered across ranks).
+
+    Args:
+        encoder: images ``(B, 3, H, W)`` in [0, 1] → outputs ``(B, D)``.
+        loss: compares outputs with targets and maps outputs into the text space.
+        optimizer: ``params → Optimizer`` (a partial).
+        scheduler: ``optimizer → LRScheduler`` (a partial), stepped each epoch, or None.
+    """
+
+    def __init__(
+        self,
+        encoder: nn.Module,
+        loss: nn.Module,
+        optimizer: Callable,
+        scheduler: Callable | None = None,
+    ) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.loss = loss
+        # Factories, not hyper-parameters: checkpoints stay loadable with weights_only=True.
+        self.optimizer_factory = optimizer
+        self.scheduler_factory = scheduler
+        self._eval_outputs: list[tuple[torch.Tensor, torch.Tensor]] = []
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """Images ``(B, 3, H, W)`` in [0, 1] → their predictions in the text space ``(B, D)``."""
+        return self.loss.to_text_space(self.encoder(images))
+
+    def training_step(self, batch: tuple, batch_idx: int) -> torch.Tensor:
+        images, targets, _ = batch
+        loss = self.loss(self.encoder(images), targets)
+        self.log("train/loss", loss, prog_bar=True, batch_size=len(images))
+        return loss
+
+    def validation_step(self, batch: tuple, batch_idx: int) -> None:
+        self._eval_step("val", batch)
+
+    def test_step(self, batch: tuple, batch_idx: int) -> None:
+        self._eval_step("test", batch)
+
+    def on_validation_epoch_end(self) -> None:
+        self._log_retrieval("val")
+
+    def on_test_epoch_end(self) -> None:
+        self._log_retrieval("test")
+
+    def configure_optimizers(self):
+        optimizer = self.optimizer_factory(self.parameters())
+        if self.scheduler_factory is None:
+            return optimizer
+        return {"optimizer": optimizer, "lr_scheduler": self.scheduler_factory(optimizer)}
+
+    def _eval_step(self, split: str, batch: tuple) -> None:
+        images, targets, indices = batch
+        outputs = self.encoder(images)
+        self.log(
+            f"{split}/loss", self.loss(outputs, targets), batch_size=len(images), sync_dist=True
+        )
+        self._eval_outputs.append((indices, self.loss.to_text_space(outputs)))
+
+    def _log_retrieval(self, split: str) -> None:
+        """mAP of the split's text queries against every image the ranks saw, and its chance."""
+        indices = torch.cat([i for i, _ in self._eval_outputs])
+        embeddings = torch.cat([e for _, e in self._eval_outputs]).float()
+        self._eval_outputs.clear()
+        # Distributed samplers pad ranks to equal length: gather, then keep each post once.
+        indices = self.all_gather(indices).reshape(-1).cpu().numpy()
+        embeddings = self.all_gather(embeddings).reshape(len(indices), -1).cpu().numpy()
+        indices, first = np.unique(indices, return_index=True)
+        queries = self.trainer.datamodule.queries[split]
+        rankings = cosine_ranking(embeddings[first], queries.vectors)
+        score, chance = mean_average_precision(rankings, queries.relevance[:, indices])
+        self.log_dict({f"{split}/map": score, f"{split}/map_chance": chance}, sync_dist=True)

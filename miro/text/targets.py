@@ -1,0 +1,93 @@
+"""Per-post text targets as a cached artifact: a fitted text model and one vector per post.
+
+The cache key is the hash of what produced the artifact (the embedder's parameters and every
+post's id, split and caption), so a second run on the same data reuses the fitted model.
+"""
+
+import hashlib
+import json
+import shutil
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol, Self
+
+import numpy as np
+
+from miro.text.tokenize import CaptionTokenizer
+
+
+class TextEmbedder(Protocol):
+    """What a text model offers: fit on captions, map captions to vectors, persist."""
+
+    dim: int
+    tokenizer: CaptionTokenizer
+
+    def params(self) -> dict: ...
+    def fit(self, captions: Sequence[str]) -> Self: ...
+    def transform(self, captions: Sequence[str]) -> np.ndarray: ...
+    def knows(self, word: str) -> bool: ...
+    def save(self, directory: Path) -> None: ...
+    @classmethod
+    def load(cls, directory: Path) -> Self: ...
+
+
+@dataclass
+class TextTargets:
+    """A fitted text model and the target vector of each post, rows aligned with ``ids``."""
+
+    embedder: TextEmbedder
+    ids: list[str]
+    vectors: np.ndarray
+    directory: Path
+
+
+def artifact_key(
+    embedder: TextEmbedder, ids: Sequence[str], splits: Sequence[str], captions: Sequence[str]
+) -> str:
+    """Hash of the embedder's parameters and the posts it is fitted on and applied to."""
+    digest = hashlib.sha256()
+    digest.update(type(embedder).__name__.encode())
+    digest.update(json.dumps(embedder.params(), sort_keys=True).encode())
+    for post_id, split, caption in zip(ids, splits, captions, strict=True):
+        digest.update(f"{post_id}\0{split}\0{caption}\0".encode())
+    return digest.hexdigest()[:16]
+
+
+def fit_text_targets(
+    embedder: TextEmbedder,
+    ids: Sequence[str],
+    splits: Sequence[str],
+    captions: Sequence[str],
+    cache_dir: Path,
+) -> TextTargets:
+    """Fit ``embedder`` on the training captions and embed every caption, or load both from cache.
+
+    Writes ``cache_dir/<key>/`` atomically, so an interrupted fit leaves no half artifact.
+    """
+    directory = cache_dir / artifact_key(embedder, ids, splits, captions)
+    if not (directory / "targets.npy").exists():
+        train_captions = [c for c, s in zip(captions, splits, strict=True) if s == "train"]
+        if not train_captions:
+            raise ValueError("the dataset has no training posts to fit the text model on")
+        embedder.fit(train_captions)
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(dir=cache_dir, prefix=".staging-"))
+        embedder.save(staging / "model")
+        (staging / "ids.json").write_text(json.dumps(list(ids)))
+        np.save(staging / "targets.npy", embedder.transform(captions))
+        try:
+            staging.rename(directory)
+        except OSError:  # another process finished the same artifact first
+            shutil.rmtree(staging)
+    return load_text_targets(directory, type(embedder))
+
+
+def load_text_targets(directory: Path, embedder_cls: type[TextEmbedder]) -> TextTargets:
+    return TextTargets(
+        embedder=embedder_cls.load(directory / "model"),
+        ids=json.loads((directory / "ids.json").read_text()),
+        vectors=np.load(directory / "targets.npy"),
+        directory=directory,
+    )

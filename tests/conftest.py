@@ -1,0 +1,31 @@
+"""Shared fixtures: the real Hydra configs, composed as a user's command line would."""
+
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, open_dict
+
+ROOT = Path(__file__).resolve().parents[1]
+CONF = ROOT / "conf"
+
+
+def compose_config(name: str, overrides: list[str], run_dir: Path) -> DictConfig:
+    """Compose ``conf/<name>.yaml`` with ``overrides``, writing under ``run_dir``."""
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose(name, overrides=overrides, return_hydra_config=True)
+    HydraConfig().set_config(cfg)
+    with open_dict(cfg):
+        cfg.paths.root_dir = str(run_dir)
+        cfg.paths.output_dir = str(run_dir / "run")
+        del cfg.hydra
+    return cfg
+
+
+@pytest.fixture
+def compose_train(tmp_path):
+    def compose_train(*overrides: str) -> DictConfig:
+        return compose_config("train", ["+experiment=instagram_text", *overrides], tmp_path)
+
+    return compose_train
