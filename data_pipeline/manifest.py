@@ -1,0 +1,120 @@
+"""The dataset's files: ``manifest.parquet`` (one row a kept post) and ``report.json``.
+
+Training reads exactly the columns of ``MANIFEST_SCHEMA``; ``image`` is relative to the dataset
+dir. Both files are written atomically, so a reader never sees half a file.
+
+Example::
+
+    table = pyarrow.parquet.read_table("dataset/manifest.parquet")
+    table.column_names  # ['id', 'split', 'caption', 'owner', 'date', 'hashtags', 'image', ...]
+"""
+
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from data_pipeline.images import CachedImage
+from data_pipeline.raw import RawPost
+
+MANIFEST_FILE = "manifest.parquet"
+REPORT_FILE = "report.json"
+
+MANIFEST_SCHEMA = pa.schema(
+    [
+        pa.field("id", pa.string(), nullable=False),
+        pa.field("split", pa.string(), nullable=False),
+        pa.field("caption", pa.string(), nullable=False),
+        pa.field("owner", pa.string()),
+        pa.field("date", pa.timestamp("us", tz="UTC")),
+        pa.field("hashtags", pa.list_(pa.string()), nullable=False),
+        pa.field("image", pa.string(), nullable=False),
+        pa.field("source", pa.string(), nullable=False),
+        pa.field("width", pa.int32(), nullable=False),
+        pa.field("height", pa.int32(), nullable=False),
+    ]
+)
+
+
+@dataclass(frozen=True)
+class ManifestRow:
+    """A kept post with its split and cached image."""
+
+    post: RawPost
+    split: str
+    image: CachedImage
+
+
+def manifest_table(rows: Sequence[ManifestRow]) -> pa.Table:
+    """The manifest as an Arrow table with ``MANIFEST_SCHEMA``, sorted by id."""
+    rows = sorted(rows, key=lambda row: row.post.id)
+    columns = {
+        "id": [row.post.id for row in rows],
+        "split": [row.split for row in rows],
+        "caption": [row.post.caption for row in rows],
+        "owner": [row.post.owner for row in rows],
+        "date": [row.post.date for row in rows],
+        "hashtags": [list(row.post.hashtags) for row in rows],
+        "image": [row.image.path for row in rows],
+        "source": [str(row.image.source) for row in rows],
+        "width": [row.image.width for row in rows],
+        "height": [row.image.height for row in rows],
+    }
+    return pa.table(columns, schema=MANIFEST_SCHEMA)
+
+
+def write_manifest(rows: Sequence[ManifestRow], dataset_dir: Path) -> Path:
+    """Write ``manifest.parquet`` into ``dataset_dir``; returns its path."""
+    path = Path(dataset_dir) / MANIFEST_FILE
+    partial_file = path.with_name(f".{path.name}.tmp")
+    pq.write_table(manifest_table(rows), partial_file)
+    os.replace(partial_file, path)
+    return path
+
+
+@dataclass
+class BuildReport:
+    """What a build saw, kept and dropped (by reason), and the posts per split.
+
+    ``examples`` holds up to a few post stems per drop reason, to look at by hand.
+    """
+
+    raw_dir: str
+    dataset_dir: str
+    seen: int = 0
+    kept: int = 0
+    dropped: dict[str, int] = field(default_factory=dict)
+    splits: dict[str, int] = field(default_factory=dict)
+    examples: dict[str, list[str]] = field(default_factory=dict)
+
+    def drop(self, reason: str, stem: Path, max_examples: int = 5) -> None:
+        """Count one dropped post."""
+        self.dropped[reason] = self.dropped.get(reason, 0) + 1
+        examples = self.examples.setdefault(reason, [])
+        if len(examples) < max_examples:
+            examples.append(str(stem))
+
+    def table(self) -> str:
+        """The counts as a small aligned text table."""
+        lines = [
+            ("posts seen", self.seen),
+            ("kept", self.kept),
+            ("dropped", sum(self.dropped.values())),
+            *((f"  {reason}", count) for reason, count in self.dropped.items()),
+            *((f"split {name}", count) for name, count in self.splits.items()),
+        ]
+        width = max(len(label) for label, _ in lines)
+        return "\n".join(f"{label:<{width}}  {count:>8,}" for label, count in lines)
+
+
+def write_report(report: BuildReport, dataset_dir: Path) -> Path:
+    """Write ``report.json`` into ``dataset_dir``; returns its path."""
+    path = Path(dataset_dir) / REPORT_FILE
+    partial_file = path.with_name(f".{path.name}.tmp")
+    partial_file.write_text(json.dumps(asdict(report), indent=2, ensure_ascii=False) + "\n")
+    os.replace(partial_file, path)
+    return path
