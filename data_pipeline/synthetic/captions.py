@@ -111,6 +111,8 @@ def write_caption(
     mention_image: bool,
     owner: str,
     other_users: Sequence[str],
+    scene_rate: float = 0.7,
+    small_talk_rate: float = 0.5,
     misspelling_rate: float = 0.07,
     colour_rate: float = 0.35,
 ) -> Caption:
@@ -118,7 +120,9 @@ def write_caption(
 
     With ``mention_image`` the caption names 1..all of the motifs (synonyms, plural when the
     motif is repeated, a ``misspelling_rate`` share of nouns misspelled) and, with probability
-    ``colour_rate``, the dominant colour; without it the caption is small talk and noise only.
+    ``colour_rate``, the dominant colour; each named motif brings a sentence of its world with
+    probability ``scene_rate``; with probability ``small_talk_rate`` an unrelated sentence joins.
+    Without ``mention_image`` the caption is small talk and noise only.
     ``owner`` and ``other_users`` feed links and @mentions. Returns NFC-normalised text.
     """
     lexicon = LEXICONS[language]
@@ -135,12 +139,15 @@ def write_caption(
         templates = (lexicon.one_motif, lexicon.two_motifs, lexicon.three_motifs)[k - 1]
         sentences.append(_sentence(_choice(rng, templates).format(**args), rng))
         mentioned = tuple(sorted(m.name for m in chosen))
+        for motif in chosen:
+            if rng.random() < scene_rate:
+                sentences.append(_sentence(_choice(rng, lexicon.scenes[motif.name]), rng))
         if rng.random() < colour_rate:
             colour = lexicon.colours[composition.dominant_colour]
             sentences.append(
                 _sentence(_choice(rng, lexicon.colour_sentences).format(colour=colour), rng)
             )
-    if not mention_image or rng.random() < 0.5:
+    if not mention_image or rng.random() < small_talk_rate:
         count = 1 if mention_image else int(rng.integers(1, 3))
         for i in rng.choice(len(lexicon.unrelated), size=count, replace=False):
             position = 0 if rng.random() < 0.5 else len(sentences)

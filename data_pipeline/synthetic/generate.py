@@ -32,7 +32,9 @@ class GeneratorSettings:
     """Knobs of the generator; the defaults are those of ``conf/synthetic.yaml``.
 
     Sizes are in pixels; ``motif_size`` bounds a motif's diameter as a fraction of the image's
-    short side; ``unrelated_fraction`` of captions say nothing about their image; ``languages``
+    short side; ``unrelated_fraction`` of captions say nothing about their image; in the others
+    each named motif brings a sentence of its world (``scene_rate``) and a ``small_talk_rate``
+    share add an unrelated sentence; ``languages``
     maps en/es/ca/fr to relative weights; owners are drawn with Zipf weights ``1/rank**s``.
     """
 
@@ -43,6 +45,8 @@ class GeneratorSettings:
     max_motifs: int = 3
     motif_size: tuple[float, float] = (0.22, 0.45)
     unrelated_fraction: float = 0.2
+    scene_rate: float = 0.7
+    small_talk_rate: float = 0.5
     misspelling_rate: float = 0.07
     colour_rate: float = 0.35
     languages: Mapping[str, float] = field(
@@ -62,6 +66,8 @@ class GeneratorSettings:
             ),
             (0 < low <= high <= 0.9, "need 0 < motif_size[0] <= motif_size[1] <= 0.9"),
             (0 <= self.unrelated_fraction <= 1, "need 0 <= unrelated_fraction <= 1"),
+            (0 <= self.scene_rate <= 1, "need 0 <= scene_rate <= 1"),
+            (0 <= self.small_talk_rate <= 1, "need 0 <= small_talk_rate <= 1"),
             (0 <= self.misspelling_rate <= 1, "need 0 <= misspelling_rate <= 1"),
             (0 <= self.colour_rate <= 1, "need 0 <= colour_rate <= 1"),
             (1 <= self.num_owners <= 10_000, "need 1 <= num_owners <= 10000"),
@@ -177,6 +183,8 @@ def generate_posts(
             mention_image=i not in unrelated,
             owner=owner.username,
             other_users=usernames,
+            scene_rate=settings.scene_rate,
+            small_talk_rate=settings.small_talk_rate,
             misspelling_rate=settings.misspelling_rate,
             colour_rate=settings.colour_rate,
         )

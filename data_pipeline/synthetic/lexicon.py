@@ -15,7 +15,9 @@ class Lexicon:
     """Everything needed to write captions in one language.
 
     ``singular``/``plural`` map a canonical motif name to article+noun phrases; templates use
-    ``{a}``, ``{b}``, ``{c}`` for motif phrases and ``{colour}`` for a colour word.
+    ``{a}``, ``{b}``, ``{c}`` for motif phrases and ``{colour}`` for a colour word. ``scenes`` map a
+    motif to sentences of its world (the moon's night, the bird's flight) that never name it:
+    real captions carry such context, and it is what lets a topic model group a motif's words.
     """
 
     singular: dict[str, tuple[str, ...]]
@@ -27,6 +29,7 @@ class Lexicon:
     colour_sentences: tuple[str, ...]
     unrelated: tuple[str, ...]
     hashtags: tuple[str, ...]
+    scenes: dict[str, tuple[str, ...]]
 
 
 # fmt: off
@@ -60,6 +63,15 @@ LEXICONS: dict[str, Lexicon] = {
                    "best exhibition of the year", "rainy afternoon at the museum",
                    "new week new art", "can't wait to come back", "throwback to last summer"),
         hashtags=("#art", "#surrealism", "#modernart", "#museum", "#artlovers", "#painting"),
+        scenes={
+            "star": ("it sparkles and twinkles", "a magic constellation", "all glitter"),
+            "moon": ("a calm nocturne", "silver tide light", "a silvery nocturne"),
+            "sun": ("summer heat and warmth", "warm golden daylight", "a glowing summer warmth"),
+            "eye": ("it watches you", "a gaze that follows you", "always watching, staring"),
+            "bird": ("flying free", "wings in the wind", "a song in flight"),
+            "ladder": ("climbing up to escape", "step by step upwards", "an escape upwards"),
+            "spiral": ("turning and turning", "an endless whirl", "dancing in circles"),
+        },
     ),
     "es": Lexicon(
         singular={
@@ -89,6 +101,15 @@ LEXICONS: dict[str, Lexicon] = {
                    "la mejor exposición del año", "tarde de lluvia en el museo",
                    "recuerdos del verano pasado"),
         hashtags=("#arte", "#pintura", "#surrealismo", "#museo", "#artecontemporaneo"),
+        scenes={
+            "star": ("brilla y centellea", "una constelación mágica", "todo destellos y brillo"),
+            "moon": ("un nocturno sereno", "marea plateada", "luz plateada nocturna"),
+            "sun": ("calor del verano", "luz cálida y dorada", "un cálido resplandor dorado"),
+            "eye": ("te mira fijamente", "una mirada que te sigue", "siempre observando"),
+            "bird": ("volando libre", "alas al viento", "un canto en vuelo"),
+            "ladder": ("subiendo para escapar", "peldaño a peldaño", "una huida hacia arriba"),
+            "spiral": ("girando sin fin", "un remolino infinito", "bailando en círculos"),
+        },
     ),
     "ca": Lexicon(
         singular={
@@ -117,6 +138,15 @@ LEXICONS: dict[str, Lexicon] = {
                    "tornem a Barcelona", "cafè i art al matí", "la millor exposició de l'any",
                    "tarda de pluja al museu", "records de l'estiu passat"),
         hashtags=("#art", "#pintura", "#museu", "#catalunya", "#artcontemporani"),
+        scenes={
+            "star": ("brilla i espurneja", "una constel·lació màgica", "tot espurnes i brillantor"),
+            "moon": ("un nocturn serè", "marea platejada", "llum platejada nocturna"),
+            "sun": ("calor de l'estiu", "llum càlida i daurada", "una càlida resplendor daurada"),
+            "eye": ("et mira fixament", "una mirada que et segueix", "sempre observant"),
+            "bird": ("volant lliure", "ales al vent", "un cant en vol"),
+            "ladder": ("pujant per escapar", "graó a graó", "una fugida cap amunt"),
+            "spiral": ("girant sense fi", "un remolí infinit", "ballant en cercles"),
+        },
     ),
     "fr": Lexicon(
         singular={
@@ -146,6 +176,15 @@ LEXICONS: dict[str, Lexicon] = {
                    "café et art ce matin", "la meilleure expo de l'année",
                    "après-midi pluvieux au musée", "souvenirs de l'été dernier"),
         hashtags=("#art", "#peinture", "#surréalisme", "#musée", "#artmoderne"),
+        scenes={
+            "star": ("elle scintille et pétille", "une constellation magique", "étincelles"),
+            "moon": ("un nocturne serein", "marée argentée", "lumière argentée nocturne"),
+            "sun": ("chaleur de l'été", "lumière chaude et dorée", "une douce chaleur dorée"),
+            "eye": ("il te regarde fixement", "un regard qui te suit", "toujours à observer"),
+            "bird": ("voler en liberté", "des ailes dans le vent", "un chant en plein vol"),
+            "ladder": ("grimper pour s'évader", "marche après marche", "une évasion vers le haut"),
+            "spiral": ("tourner sans fin", "un tourbillon infini", "danser en cercles"),
+        },
     ),
 }
 

@@ -6,6 +6,7 @@ post's id, split and caption), so a second run on the same data reuses the fitte
 
 import hashlib
 import json
+import logging
 import shutil
 import tempfile
 from collections.abc import Sequence
@@ -16,6 +17,8 @@ from typing import Protocol, Self
 import numpy as np
 
 from miro.text.tokenize import CaptionTokenizer
+
+log = logging.getLogger(__name__)
 
 
 class TextEmbedder(Protocol):
@@ -67,10 +70,13 @@ def fit_text_targets(
     Writes ``cache_dir/<key>/`` atomically, so an interrupted fit leaves no half artifact.
     """
     directory = cache_dir / artifact_key(embedder, ids, splits, captions)
-    if not (directory / "targets.npy").exists():
+    if (directory / "targets.npy").exists():
+        log.info("text model reused from cache: %s", directory)
+    else:
         train_captions = [c for c, s in zip(captions, splits, strict=True) if s == "train"]
         if not train_captions:
             raise ValueError("the dataset has no training posts to fit the text model on")
+        log.info("fitting %s on %d training captions", type(embedder).__name__, len(train_captions))
         embedder.fit(train_captions)
         cache_dir.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(dir=cache_dir, prefix=".staging-"))
@@ -81,6 +87,7 @@ def fit_text_targets(
             staging.rename(directory)
         except OSError:  # another process finished the same artifact first
             shutil.rmtree(staging)
+        log.info("text model fitted and cached: %s", directory)
     return load_text_targets(directory, type(embedder))
 
 
