@@ -26,9 +26,9 @@ test: install lint
 	$(VENV)/bin/pytest
 
 demo: install
-	$(PY) -m data_pipeline.synthetic out=$(DEMO_DIR)/raw num_posts=1200 seed=0
+	$(PY) -m data_pipeline.synthetic out=$(DEMO_DIR)/raw num_posts=1500 seed=0 generator=learnable
 	$(PY) -m data_pipeline.build raw=$(DEMO_DIR)/raw out=$(DEMO_DIR)/dataset
-	$(PY) -m miro.train +experiment=instagram_text data.dataset_dir=$(DEMO_DIR)/dataset logger=csv
+	$(PY) -m miro.train +experiment=synthetic_demo data.dataset_dir=$(DEMO_DIR)/dataset
 
 clean:
 	rm -rf outputs multirun .pytest_cache .ruff_cache

@@ -1,6 +1,5 @@
 """Train a model: `python -m miro.train +experiment=instagram_text data.dataset_dir=DIR`."""
 
-import logging
 import shutil
 from pathlib import Path
 
@@ -10,8 +9,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from miro.lit.data import DatasetNotFoundError
-
-log = logging.getLogger(__name__)
+from miro.lit.loggers import finish_loggers
 
 
 def train(cfg: DictConfig) -> dict[str, float]:
@@ -37,6 +35,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
             Path(cfg.paths.output_dir) / "text_model",
             dirs_exist_ok=True,
         )
+    finish_loggers(loggers)
     return metrics
 
 

@@ -6,7 +6,7 @@ import pytest
 from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"
@@ -32,26 +32,18 @@ def compose_train(tmp_path):
     return compose_train
 
 
-# A synthetic world where captions carry a learnable signal at test scale: one motif per
-# image, English captions, few captions unrelated to their image (see experiments/instagram_text).
-LEARNABLE_WORLD = {
-    "max_motifs": 1,
-    "languages": {"en": 1.0},
-    "unrelated_fraction": 0.1,
-}
-
-
 @pytest.fixture(scope="session")
 def synthetic_dataset(tmp_path_factory) -> Path:
-    """600 synthetic posts, built into a dataset dir; ``raw/ground_truth.jsonl`` beside it."""
+    """600 posts of the learnable synthetic world (``generator=learnable``), built into a
+    dataset dir; ``raw/ground_truth.jsonl`` lies beside it."""
     from data_pipeline.dataset import build_dataset
     from data_pipeline.synthetic import GeneratorSettings, generate_posts
 
     root = tmp_path_factory.mktemp("synthetic")
-    generate_posts(
-        root / "raw", num_posts=600, seed=0, settings=GeneratorSettings(**LEARNABLE_WORLD)
-    )
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        tokenizer = instantiate(compose("build", overrides=["raw=x", "out=y"]).tokenizer)
+        generator = compose("synthetic", overrides=["generator=learnable"]).generator
+        tokenizer = instantiate(compose("build").tokenizer)
+    settings = GeneratorSettings(**OmegaConf.to_container(generator))
+    generate_posts(root / "raw", num_posts=600, seed=0, settings=settings)
     build_dataset(root / "raw", root / "dataset", tokenizer, progress=False)
     return root / "dataset"

@@ -18,7 +18,6 @@ def main(cfg: DictConfig) -> None:
             "python -m data_pipeline.synthetic out=data/synthetic/raw num_posts=500 seed=0"
         )
     knobs = OmegaConf.to_container(cfg.generator, resolve=True)
-    knobs["motif_size"] = tuple(knobs["motif_size"])
     summary = generate_posts(
         to_absolute_path(cfg.out),
         num_posts=cfg.num_posts,

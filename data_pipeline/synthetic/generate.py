@@ -56,6 +56,7 @@ class GeneratorSettings:
     owner_zipf_exponent: float = 1.1
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "motif_size", tuple(self.motif_size))  # a list from YAML
         low, high = self.motif_size
         checks = [
             (32 <= self.min_size <= self.max_size, "need 32 <= min_size <= max_size"),

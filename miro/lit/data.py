@@ -159,6 +159,10 @@ class InstagramDataModule(pl.LightningDataModule):
             log.info("retrieval queries outside the text vocabulary, skipped: %s", skipped)
         return RetrievalQueries(words, embedder.transform(words), np.array(relevance, dtype=bool))
 
+    def ids(self, split: str) -> list[str]:
+        """Post ids of ``split``, in the order its dataloader yields them."""
+        return [i for i, s in zip(*self._text_inputs()[:2], strict=True) if s == split]
+
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", shuffle=True)
 

@@ -2,9 +2,10 @@
 
 import netrc
 import os
+from collections.abc import Sequence
 from urllib.parse import urlparse
 
-from pytorch_lightning.loggers import WandbLogger
+from pytorch_lightning.loggers import Logger, WandbLogger
 
 
 def wandb_logged_in() -> bool:
@@ -24,3 +25,10 @@ def wandb_logger(offline: bool | None = None, **kwargs) -> WandbLogger:
     if offline is None:
         offline = not wandb_logged_in()
     return WandbLogger(offline=offline, **kwargs)
+
+
+def finish_loggers(loggers: Sequence[Logger]) -> None:
+    """Close W&B runs now, so a sweep's next job starts a run of its own."""
+    for logger in loggers:
+        if isinstance(logger, WandbLogger):
+            logger.experiment.finish()
