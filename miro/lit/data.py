@@ -138,11 +138,7 @@ class InstagramDataModule(pl.LightningDataModule):
     def retrieval_queries(self, split: str) -> RetrievalQueries:
         """The configured queries over ``split`` that the text model knows every word of."""
         embedder = self.targets.embedder
-        captions = [
-            set(embedder.tokenizer(caption))
-            for caption, s in zip(self.manifest["caption"], self.manifest["split"], strict=True)
-            if s == split
-        ]
+        captions = [set(embedder.tokenizer(caption)) for caption in self._column("caption", split)]
         words, relevance = [], []
         for query in self.query_texts:
             tokens = set(embedder.tokenizer(query))
@@ -161,7 +157,7 @@ class InstagramDataModule(pl.LightningDataModule):
 
     def ids(self, split: str) -> list[str]:
         """Post ids of ``split``, in the order its dataloader yields them."""
-        return [i for i, s in zip(*self._text_inputs()[:2], strict=True) if s == split]
+        return self._column("id", split)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", shuffle=True)
@@ -171,6 +167,10 @@ class InstagramDataModule(pl.LightningDataModule):
 
     def test_dataloader(self) -> DataLoader:
         return self._loader("test", shuffle=False)
+
+    def _column(self, name: str, split: str) -> list:
+        splits = self.manifest["split"]
+        return [value for value, s in zip(self.manifest[name], splits, strict=True) if s == split]
 
     def _text_inputs(self) -> tuple[list[str], list[str], list[str]]:
         return self.manifest["id"], self.manifest["split"], self.manifest["caption"]
