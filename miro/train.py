@@ -1,8 +1,5 @@
 """Train a model: `python -m miro.train +experiment=instagram_text data.dataset_dir=DIR`."""
 
-import shutil
-from pathlib import Path
-
 import hydra
 import pytorch_lightning as pl
 from hydra.utils import instantiate
@@ -29,12 +26,6 @@ def train(cfg: DictConfig) -> dict[str, float]:
         best = trainer.checkpoint_callback.best_model_path or None
         for results in trainer.test(module, datamodule=datamodule, ckpt_path=best):
             metrics.update(results)
-    if trainer.is_global_zero:
-        shutil.copytree(
-            datamodule.text_artifact_dir,
-            Path(cfg.paths.output_dir) / "text_model",
-            dirs_exist_ok=True,
-        )
     finish_loggers(loggers)
     return metrics
 

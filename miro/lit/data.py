@@ -1,6 +1,7 @@
 """LightningDataModule over a dataset built by ``data_pipeline.build``, with text targets."""
 
 import logging
+import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,7 +14,7 @@ from torch.utils.data import DataLoader, Dataset
 from torchvision.io import ImageReadMode, decode_image
 from torchvision.transforms import v2
 
-from miro.text.targets import TextEmbedder, TextTargets, artifact_key, fit_text_targets
+from miro.text.targets import TextEmbedder, TextTargets, fit_text_targets
 
 log = logging.getLogger(__name__)
 
@@ -109,12 +110,6 @@ class InstagramDataModule(pl.LightningDataModule):
         self.datasets: dict[str, PostImages] = {}
         self.queries: dict[str, RetrievalQueries] = {}
 
-    @property
-    def text_artifact_dir(self) -> Path:
-        """Where the fitted text model and targets of this dataset and text config live."""
-        key = artifact_key(self.text, *self._text_inputs())
-        return self.cache_dir / key
-
     def prepare_data(self) -> None:
         fit_text_targets(self.text, *self._text_inputs(), self.cache_dir)
 
@@ -122,6 +117,9 @@ class InstagramDataModule(pl.LightningDataModule):
         if self.datasets:
             return
         self.targets = fit_text_targets(self.text, *self._text_inputs(), self.cache_dir)
+        if self.trainer is not None and self.trainer.is_global_zero:  # keep it with the run
+            run_dir = Path(self.trainer.default_root_dir)
+            shutil.copytree(self.targets.directory, run_dir / "text_model", dirs_exist_ok=True)
         splits = np.array(self.manifest["split"])
         images = np.array([self.dataset_dir / path for path in self.manifest["image"]])
         for split in SPLITS:
