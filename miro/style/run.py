@@ -1,0 +1,186 @@
+"""Stylize an image file or a folder of images into an output folder.
+
+Images are read one at a time and run in batches of consecutive images of the same size (up to
+``batch_size``): instance norm works per image, so a batch gives the per-image results, while
+padding images of different sizes to one size would change their statistics. Folders of camera
+or Instagram images often share a size, so the runs are long where batching pays: on a GPU. On
+the CPU one image at a time is faster (256 px, 2 cores: 80 ms an image alone, ~115 ms in a batch
+of 4), so ``batch_size="auto"`` is 1 there and 8 on CUDA. Memory stays at one batch.
+
+Example::
+
+    report = stylize_path("last.ckpt", "photos/", "styled/", style="constellation")
+    print(report.summary())
+"""
+
+import json
+from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from miro.style.apply import check_strength, stylize
+from miro.style.checkpoint import load_stylizer
+from miro.style.errors import InputError, SettingsError, StyleChoiceError
+from miro.style.images import UnreadableImageError, find_inputs, load_image, save_image
+from miro.style.styles import StyleKey, choose_styles, describe_styles
+from miro.style.tiling import Tiling
+
+PARAMETERS_FILE = "stylize.json"
+
+
+@dataclass
+class StylizeReport:
+    """What a run wrote (relative to ``output_dir``) and which inputs it skipped, and why."""
+
+    output_dir: Path
+    parameters_file: Path
+    written: list[str] = field(default_factory=list)
+    skipped: dict[str, str] = field(default_factory=dict)
+
+    def summary(self) -> str:
+        lines = [
+            f"outputs: {self.output_dir}",
+            f"wrote {len(self.written)} image(s); parameters in {self.parameters_file}",
+        ]
+        if self.skipped:
+            lines.append(f"skipped {len(self.skipped)} unreadable files:")
+            lines += [f"  {name}: {reason}" for name, reason in self.skipped.items()]
+        return "\n".join(lines)
+
+
+def resolve_device(device: str) -> torch.device:
+    """``auto`` (CUDA when there is one), ``cpu``, ``cuda`` or ``cuda:N``."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        resolved = torch.device(device)
+    except RuntimeError as err:
+        raise SettingsError(f"device must be auto, cpu or cuda, got {device!r}") from err
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise SettingsError("device=cuda but no CUDA GPU is visible; use device=cpu or auto")
+    return resolved
+
+
+def output_names(files: list[Path], root: Path) -> dict[Path, Path]:
+    """Each input's output path stem, relative to the output folder; the suffix joins the stem
+    only where two inputs in one folder share a stem (``a.jpg``, ``a.png``)."""
+    relative = {file: file.relative_to(root) for file in files}
+    stems = Counter((path.parent, path.stem) for path in relative.values())
+    return {
+        file: path.parent / (path.stem if stems[path.parent, path.stem] == 1 else path.name)
+        for file, path in relative.items()
+    }
+
+
+def readable_images(
+    files: Iterable[Path], root: Path, max_size: int | None, skipped: dict[str, str], progress
+) -> Iterator[tuple[Path, torch.Tensor]]:
+    """``(file, image)`` for the files that decode; the others go into ``skipped``."""
+    for file in files:
+        try:
+            yield file, load_image(file, max_size)
+        except UnreadableImageError as err:
+            skipped[str(file.relative_to(root))] = str(err)
+            progress.update(1)
+
+
+def same_size_batches(
+    items: Iterable[tuple[Path, torch.Tensor]], batch_size: int
+) -> Iterator[list[tuple[Path, torch.Tensor]]]:
+    """Consecutive items whose images have one size, at most ``batch_size`` at a time."""
+    batch: list[tuple[Path, torch.Tensor]] = []
+    for item in items:
+        if batch and (len(batch) == batch_size or batch[0][1].shape != item[1].shape):
+            yield batch
+            batch = []
+        batch.append(item)
+    if batch:
+        yield batch
+
+
+def stylize_path(
+    ckpt: str | Path,
+    input: str | Path,
+    output: str | Path,
+    style: StyleKey | None = None,
+    mix: Mapping[StyleKey, float] | None = None,
+    strength: float = 1.0,
+    preserve_color: bool = False,
+    max_size: int | None = 1024,
+    batch_size: int | str = "auto",
+    device: str = "auto",
+    tiling: Tiling | None = None,
+    extension: str = "png",
+    progress: bool = True,
+) -> StylizeReport:
+    """Stylize the image ``input`` (or every image under the folder ``input``) into ``output``.
+
+    Writes ``<output>/<relative stem>_<style label>.<extension>`` for each image and look
+    (``style="all"``: every style), and ``<output>/stylize.json`` with the resolved parameters,
+    the files written and the files skipped. Unreadable files are skipped, never fatal; if none
+    could be read, ``InputError`` is raised after the report is written.
+    """
+    loaded = load_stylizer(ckpt)
+    choices = choose_styles(style, mix, loaded.style_names)
+    if not choices:
+        raise StyleChoiceError(
+            f"choose a style: style=ID or style=NAME, style=all, or mix={{ID: WEIGHT, ...}}; "
+            f"{loaded.path} has {loaded.num_styles} styles: {describe_styles(loaded.style_names)}"
+        )
+    strength = check_strength(strength)
+    if max_size is not None and max_size < 8:
+        raise SettingsError(f"max_size must be at least 8 (or null for no cap), got {max_size}")
+    input, output = Path(input), Path(output)
+    files = find_inputs(input, exclude=output)
+    root = input if input.is_dir() else input.parent
+    names = output_names(files, root)
+    device = resolve_device(device)
+    if batch_size == "auto":
+        batch_size = 8 if device.type == "cuda" else 1
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise SettingsError(f"batch_size must be auto or at least 1, got {batch_size!r}")
+    tiling = tiling or Tiling()
+    stylizer = loaded.stylizer.to(device)
+    output.mkdir(parents=True, exist_ok=True)
+    report = StylizeReport(output, output / PARAMETERS_FILE)
+
+    bar = tqdm(total=len(files), unit="image", disable=not progress, desc="stylize")
+    with torch.inference_mode(), bar:
+        images = readable_images(files, root, max_size, report.skipped, bar)
+        for batch in same_size_batches(images, batch_size):
+            content = torch.stack([image for _, image in batch]).to(device)
+            for choice in choices:
+                stylized = stylize(
+                    stylizer, content, choice.vector.to(device), strength, preserve_color, tiling
+                )
+                for (file, _), image in zip(batch, stylized, strict=True):
+                    target = names[file].with_name(f"{names[file].name}_{choice.label}.{extension}")
+                    save_image(image, output / target)
+                    report.written.append(str(target))
+            bar.update(len(batch))
+
+    parameters = {
+        "ckpt": str(loaded.path.resolve()),
+        "input": str(input.resolve()),
+        "style_names": loaded.style_names,
+        "looks": {choice.label: choice.weights for choice in choices},
+        "strength": strength,
+        "preserve_color": preserve_color,
+        "max_size": max_size,
+        "batch_size": batch_size,
+        "device": str(device),
+        "tiling": asdict(tiling),
+        "written": report.written,
+        "skipped": report.skipped,
+    }
+    report.parameters_file.write_text(json.dumps(parameters, indent=2) + "\n")
+    if not report.written:
+        raise InputError(
+            f"none of the {len(files)} input files could be read as an image: "
+            + "; ".join(f"{name} ({reason})" for name, reason in report.skipped.items())
+        )
+    return report
