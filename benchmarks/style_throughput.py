@@ -50,13 +50,15 @@ def train_steps_per_s(root: Path, num_styles: int, args) -> float:
         generate_posts(styles, num_posts=num_styles, seed=1)
     overrides = [
         "+experiment=miro_style",
-        "style=synthetic",
-        f"style.dir={styles}",
+        "style_set=synthetic",
+        f"style_set.dir={styles}",
         "model.loss_net.weights=null",
         f"data.image_dir={root / 'content'}",
         f"data.image_size={args.image_size}",
         f"data.batch_size={args.batch_size}",
         "module.samples_dir=null",
+        f"paths.root_dir={root}",
+        f"paths.output_dir={root / 'run'}",
         "seed=0",
     ]
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
