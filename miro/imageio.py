@@ -21,6 +21,8 @@ import torch
 from PIL import Image, ImageOps
 from torchvision.transforms.v2 import functional as TF
 
+from data_pipeline.images import to_rgb
+
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"})
 # Larger images are refused as decompression bombs before decoding (as data_pipeline.build does).
 MAX_PIXELS = 40_000_000
@@ -120,17 +122,3 @@ def load_image(path: str | Path, short_side: int | None = None) -> torch.Tensor:
     if short_side is not None and min(image.shape[1:]) != short_side:
         image = TF.resize(image, [short_side], antialias=True)
     return image.float() / 255
-
-
-def to_rgb(image: Image.Image) -> Image.Image:
-    """Any Pillow mode (CMYK, P, LA, RGBA, I;16, ...) as RGB; transparency becomes white."""
-    if image.mode.startswith("I") or image.mode == "F":
-        values = np.asarray(image, dtype=np.float64)
-        if image.mode.startswith("I;16") or values.max(initial=0) > 255:
-            values = values / 257  # 16-bit range onto 8 bits
-        image = Image.fromarray(np.clip(values.round(), 0, 255).astype(np.uint8), "L")
-    if image.has_transparency_data:
-        rgba = image.convert("RGBA")
-        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        return Image.alpha_composite(white, rgba).convert("RGB")
-    return image.convert("RGB")
