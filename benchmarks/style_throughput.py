@@ -21,26 +21,12 @@ import pytorch_lightning as pl
 import torch
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
+from step_timer import StepTimer
 
 from data_pipeline.synthetic import generate_posts
 from miro.models.stylizer import Stylizer
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
-
-
-class StepTimer(pl.Callback):
-    """Wall time from the start of optimizer step ``warmup`` to the end of the last step."""
-
-    def __init__(self, warmup: int) -> None:
-        self.warmup = warmup
-        self.start = self.end = 0.0
-
-    def on_train_batch_start(self, trainer, module, batch, batch_idx) -> None:
-        if trainer.global_step == self.warmup:
-            self.start = time.perf_counter()
-
-    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
-        self.end = time.perf_counter()
 
 
 def train_steps_per_s(root: Path, num_styles: int, args) -> float:

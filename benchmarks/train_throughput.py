@@ -20,6 +20,7 @@ import pytorch_lightning as pl
 import torch
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
+from step_timer import StepTimer
 
 from data_pipeline.dataset import build_dataset
 from data_pipeline.synthetic import generate_posts
@@ -29,21 +30,6 @@ from miro.losses import SigmoidCrossEntropy
 from miro.models.googlenet import GoogLeNetEncoder
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
-
-
-class StepTimer(pl.Callback):
-    """Wall time from the start of step ``warmup`` to the end of the last step."""
-
-    def __init__(self, warmup: int) -> None:
-        self.warmup = warmup
-        self.start = self.end = 0.0
-
-    def on_train_batch_start(self, trainer, module, batch, batch_idx) -> None:
-        if trainer.global_step == self.warmup:  # optimizer steps so far, across epochs
-            self.start = time.perf_counter()
-
-    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
-        self.end = time.perf_counter()
 
 
 def make_dataset(directory: Path, num_posts: int) -> Path:

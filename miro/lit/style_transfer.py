@@ -71,7 +71,7 @@ class StyleTransferModule(pl.LightningModule):
         style_image_size: short side, in pixels, style images are resized to for their Grams.
         content_layer, style_layers: the loss network taps of each loss.
         seed: seeds the style drawn for each training image (plus the rank under DDP).
-        samples_dir: where each validation's sample grid is saved as ``epoch_XXX.png``.
+        samples_dir: where each validation's sample grid is saved as ``epoch_<NNN>.png``.
         num_samples: validation images in the grid (rows), each in every style (columns).
         finetune_from: a checkpoint of this module; its styles are kept bit for bit and only
             the γ/β tables learn the new ``style_images``.
