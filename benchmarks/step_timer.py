@@ -1,4 +1,4 @@
-"""A Lightning callback that times training steps after a warm-up, shared by the benchmarks."""
+"""Timing of Lightning training steps after a warm-up, shared by the benchmarks."""
 
 import time
 
@@ -18,3 +18,21 @@ class StepTimer(pl.Callback):
 
     def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
         self.end = time.perf_counter()
+
+
+def timed_fit(module: pl.LightningModule, warmup: int, steps: int, **fit_kwargs) -> float:
+    """Seconds of ``steps`` CPU training steps after ``warmup`` untimed ones (no logs, no
+    checkpoints, no validation); ``fit_kwargs`` go to ``Trainer.fit``."""
+    timer = StepTimer(warmup)
+    trainer = pl.Trainer(
+        accelerator="cpu",
+        max_steps=warmup + steps,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        limit_val_batches=0,
+        callbacks=[timer],
+    )
+    trainer.fit(module, **fit_kwargs)
+    return timer.end - timer.start

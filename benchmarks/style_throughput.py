@@ -17,11 +17,10 @@ import time
 import warnings
 from pathlib import Path
 
-import pytorch_lightning as pl
 import torch
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
-from step_timer import StepTimer
+from step_timer import timed_fit
 
 from data_pipeline.synthetic import generate_posts
 from miro.models.stylizer import Stylizer
@@ -52,19 +51,8 @@ def train_steps_per_s(root: Path, num_styles: int, args) -> float:
     torch.manual_seed(0)
     module = instantiate(cfg.module)
     datamodule = instantiate(cfg.data)
-    timer = StepTimer(args.warmup)
-    trainer = pl.Trainer(
-        accelerator="cpu",
-        max_steps=args.warmup + args.steps,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        limit_val_batches=0,
-        callbacks=[timer],
-    )
-    trainer.fit(module, datamodule=datamodule)
-    return args.steps / (timer.end - timer.start)
+    seconds = timed_fit(module, args.warmup, args.steps, datamodule=datamodule)
+    return args.steps / seconds
 
 
 def stylize_latency(size: int, repeats: int) -> dict:

@@ -16,11 +16,10 @@ import warnings
 from functools import partial
 from pathlib import Path
 
-import pytorch_lightning as pl
 import torch
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
-from step_timer import StepTimer
+from step_timer import timed_fit
 
 from data_pipeline.dataset import build_dataset
 from data_pipeline.synthetic import generate_posts
@@ -64,19 +63,10 @@ def lightning_images_per_s(datamodule, args) -> float:
         SigmoidCrossEntropy(),
         partial(torch.optim.AdamW, lr=1e-3),
     )
-    timer = StepTimer(args.warmup)
-    trainer = pl.Trainer(
-        accelerator="cpu",
-        max_steps=args.warmup + args.steps,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        limit_val_batches=0,
-        callbacks=[timer],
+    seconds = timed_fit(
+        module, args.warmup, args.steps, train_dataloaders=datamodule.train_dataloader()
     )
-    trainer.fit(module, train_dataloaders=datamodule.train_dataloader())
-    return args.steps * args.batch_size / (timer.end - timer.start)
+    return args.steps * args.batch_size / seconds
 
 
 def plain_images_per_s(datamodule, args) -> float:
