@@ -1,19 +1,24 @@
 """Build the dataset: ``python -m data_pipeline.build raw=DIR out=DATASET``.
 
-Reads raw posts in instaloader's layout and writes ``manifest.parquet``, a resized image cache
-and ``report.json`` into ``out`` (see ``data_pipeline.dataset.build_dataset``).
+Reads raw posts in instaloader's layout and writes ``manifest.parquet``, a resized image cache,
+``report.json`` and ``build_state.sqlite`` into ``out`` (see
+``data_pipeline.dataset.build_dataset``, whose keyword arguments are this config's keys).
+Building again into the same ``out`` processes only the posts that are new since.
 """
 
+import inspect
 import sys
 
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from data_pipeline.dataset import build_dataset
+from data_pipeline.dataset import BuildSettingsError, build_dataset
+from data_pipeline.language import LanguageSettingsError
 from data_pipeline.raw import RawFolderError
 from data_pipeline.splits import SplitFractionsError
 
 USAGE = "python -m data_pipeline.build raw=DIR out=DATASET"
+_NOT_SETTINGS = ("raw", "out", "tokenizer")
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="build")
@@ -22,24 +27,35 @@ def main(cfg: DictConfig) -> None:
     missing = sorted(OmegaConf.missing_keys(cfg))
     if missing:
         sys.exit(f"error: missing {', '.join(missing)}; usage: {USAGE}")
+    settings = {
+        key: value
+        for key, value in OmegaConf.to_container(cfg, resolve=True).items()
+        if key not in _NOT_SETTINGS
+    }
+    known = inspect.signature(build_dataset).parameters
+    unknown = sorted(key for key in settings if key not in known or key == "checks")
+    if unknown:
+        sys.exit(f"error: unknown build setting(s) {', '.join(unknown)}; see conf/build.yaml")
     tokenizer = hydra.utils.instantiate(cfg.tokenizer)
     try:
-        report = build_dataset(
-            cfg.raw,
-            cfg.out,
-            tokenizer,
-            min_words=cfg.min_words,
-            splits=OmegaConf.to_container(cfg.splits),
-            image_short_side=cfg.image_short_side,
-            jpeg_quality=cfg.jpeg_quality,
-            max_image_pixels=cfg.max_image_pixels,
-            num_workers=cfg.num_workers,
-            progress=cfg.progress,
-        )
-    except (RawFolderError, SplitFractionsError) as error:
+        report = build_dataset(cfg.raw, cfg.out, tokenizer, **settings)
+    except (
+        RawFolderError,
+        SplitFractionsError,
+        BuildSettingsError,
+        LanguageSettingsError,
+    ) as error:
         sys.exit(f"error: {error}")
     print(report.table())
-    print(f"dataset written to {report.dataset_dir} (manifest.parquet, report.json, images/)")
+    work = report.work
+    print(
+        f"this run: {work['posts_read']:,} posts read, {work['captions_detected']:,} captions "
+        f"language-detected, {work['images_processed']:,} images cached ({report.seconds:.1f} s)"
+    )
+    print(
+        f"dataset written to {report.dataset_dir} "
+        "(manifest.parquet, report.json, images/, build_state.sqlite)"
+    )
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ dir. Both files are written atomically, so a reader never sees half a file.
 Example::
 
     table = pyarrow.parquet.read_table("dataset/manifest.parquet")
-    table.column_names  # ['id', 'split', 'caption', 'owner', 'date', 'hashtags', 'image', ...]
+    table.column_names  # ['id', 'split', 'caption', 'language', 'owner', 'date', 'hashtags', ...]
 """
 
 import json
@@ -29,6 +29,7 @@ MANIFEST_SCHEMA = pa.schema(
         pa.field("id", pa.string(), nullable=False),
         pa.field("split", pa.string(), nullable=False),
         pa.field("caption", pa.string(), nullable=False),
+        pa.field("language", pa.string()),
         pa.field("owner", pa.string()),
         pa.field("date", pa.timestamp("us", tz="UTC")),
         pa.field("hashtags", pa.list_(pa.string()), nullable=False),
@@ -42,11 +43,12 @@ MANIFEST_SCHEMA = pa.schema(
 
 @dataclass(frozen=True)
 class ManifestRow:
-    """A kept post with its split and cached image."""
+    """A kept post with its split, cached image and caption language (None: not detected)."""
 
     post: RawPost
     split: str
     image: CachedImage
+    language: str | None = None
 
 
 def manifest_table(rows: Sequence[ManifestRow]) -> pa.Table:
@@ -56,6 +58,7 @@ def manifest_table(rows: Sequence[ManifestRow]) -> pa.Table:
         "id": [row.post.id for row in rows],
         "split": [row.split for row in rows],
         "caption": [row.post.caption for row in rows],
+        "language": [row.language for row in rows],
         "owner": [row.post.owner for row in rows],
         "date": [row.post.date for row in rows],
         "hashtags": [list(row.post.hashtags) for row in rows],
@@ -78,9 +81,12 @@ def write_manifest(rows: Sequence[ManifestRow], dataset_dir: Path) -> Path:
 
 @dataclass
 class BuildReport:
-    """What a build saw, kept and dropped (by reason), and the posts per split.
+    """What a build saw, kept and dropped (by reason), and the kept posts per split and language.
 
-    ``examples`` holds up to a few post stems per drop reason, to look at by hand.
+    ``examples`` holds up to a few post stems per drop reason, to look at by hand (a duplicate
+    names the post it copies after ``<-``). ``work`` counts what this run did itself rather than
+    reuse: posts read, captions language-detected, images decoded or hashed; ``timings`` the
+    wall and CPU seconds (image workers included) of each stage.
     """
 
     raw_dir: str
@@ -89,14 +95,18 @@ class BuildReport:
     kept: int = 0
     dropped: dict[str, int] = field(default_factory=dict)
     splits: dict[str, int] = field(default_factory=dict)
+    languages: dict[str, int] = field(default_factory=dict)
+    work: dict[str, int] = field(default_factory=dict)
+    timings: dict[str, dict[str, float]] = field(default_factory=dict)
+    seconds: float = 0.0
     examples: dict[str, list[str]] = field(default_factory=dict)
 
-    def drop(self, reason: str, stem: Path, max_examples: int = 5) -> None:
+    def drop(self, reason: str, stem: Path, note: str = "", max_examples: int = 5) -> None:
         """Count one dropped post."""
         self.dropped[reason] = self.dropped.get(reason, 0) + 1
         examples = self.examples.setdefault(reason, [])
         if len(examples) < max_examples:
-            examples.append(str(stem))
+            examples.append(f"{stem} <- {note}" if note else str(stem))
 
     def table(self) -> str:
         """The counts as a small aligned text table."""
@@ -106,6 +116,7 @@ class BuildReport:
             ("dropped", sum(self.dropped.values())),
             *((f"  {reason}", count) for reason, count in self.dropped.items()),
             *((f"split {name}", count) for name, count in self.splits.items()),
+            *((f"language {name}", count) for name, count in self.languages.items()),
         ]
         width = max(len(label) for label, _ in lines)
         return "\n".join(f"{label:<{width}}  {count:>8,}" for label, count in lines)

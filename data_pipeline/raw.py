@@ -7,16 +7,22 @@ Everything else (videos, ``_comments.json``, ``_location.txt``, our ``ground_tru
 ignored. Folders are searched recursively, so ``raw/#joanmiro/`` and ``raw/#miro/`` are read
 together.
 
+``read_posts`` is the one place the build gets posts from. A reader of the scrape stage's
+``catalog.sqlite`` belongs beside it, returning the same ``RawPost``s (with ``key`` and
+``fingerprint`` from the catalog row: shortcode and ``updated_at``).
+
 Example::
 
-    posts = [read_post(files, offline_context()) for files in find_post_files("data/raw")]
+    posts, read = read_posts("data/raw")
+    posts, read = read_posts("data/raw", reuse={post.key: post for post in posts})  # read == 0
 """
 
+import dataclasses
 import json
 import lzma
 import os
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -40,17 +46,25 @@ class RawFolderError(Exception):
 
 @dataclass
 class PostFiles:
-    """The files of one post: ``stem`` is ``<folder>/<date>_UTC``, images in carousel order."""
+    """The files of one post: ``stem`` is ``<folder>/<date>_UTC``, images in carousel order.
+
+    ``fingerprint`` changes whenever one of the files is added, removed, resized or touched.
+    """
 
     stem: Path
     images: list[Path] = field(default_factory=list)
     caption: Path | None = None
     metadata: Path | None = None
+    fingerprint: str = ""
 
 
 @dataclass(frozen=True)
 class RawPost:
-    """One post as read from disk; ``caption`` is None when neither file holds one."""
+    """One post as read from disk; ``caption`` is None when neither file holds one.
+
+    ``key`` names the post within its source (the stem relative to the raw dir, POSIX style);
+    ``fingerprint`` says whether its files changed since it was read.
+    """
 
     id: str
     stem: Path
@@ -59,6 +73,35 @@ class RawPost:
     date: datetime | None
     hashtags: tuple[str, ...]
     images: tuple[Path, ...]
+    key: str = ""
+    fingerprint: str = ""
+
+
+def read_posts(
+    raw_dir: str | Path, reuse: Mapping[str, RawPost] | None = None
+) -> tuple[list[RawPost], int]:
+    """Every post under ``raw_dir`` in path order, and how many were read from disk.
+
+    A post in ``reuse`` (by key) whose files have not changed (same fingerprint) is taken from
+    there rather than read again, so a re-run over a large scrape only lists its files.
+
+    Raises:
+        RawFolderError: ``raw_dir`` is not a folder or holds no post.
+    """
+    raw_dir = Path(raw_dir)
+    reuse = reuse or {}
+    context = None
+    posts, read = [], 0
+    for key, listing in _scan(raw_dir):
+        known = reuse.get(key)
+        if known is not None and known.fingerprint == listing.fingerprint:
+            posts.append(known)
+            continue
+        context = context or offline_context()
+        post = read_post(listing.post_files(), context)
+        posts.append(dataclasses.replace(post, key=key, fingerprint=listing.fingerprint))
+        read += 1
+    return posts, read
 
 
 def find_post_files(raw_dir: str | Path) -> list[PostFiles]:
@@ -67,31 +110,66 @@ def find_post_files(raw_dir: str | Path) -> list[PostFiles]:
     Raises:
         RawFolderError: ``raw_dir`` is not a folder or holds no post.
     """
-    raw_dir = Path(raw_dir)
+    return [listing.post_files() for _, listing in _scan(Path(raw_dir))]
+
+
+@dataclass
+class _Listing:
+    """A post's files as found, in plain strings (a large scrape has millions of files)."""
+
+    stem: str
+    images: list[tuple[int, str]] = field(default_factory=list)
+    caption: str | None = None
+    metadata: str | None = None
+    stats: list[str] = field(default_factory=list)
+
+    @property
+    def fingerprint(self) -> str:
+        return ";".join(sorted(self.stats))
+
+    def is_post(self) -> bool:
+        return bool(self.images) or self.caption is not None or self.metadata is not None
+
+    def post_files(self) -> PostFiles:
+        return PostFiles(
+            Path(self.stem),
+            [Path(path) for _, path in sorted(self.images)],
+            Path(self.caption) if self.caption else None,
+            Path(self.metadata) if self.metadata else None,
+            self.fingerprint,
+        )
+
+
+def _scan(raw_dir: Path) -> list[tuple[str, _Listing]]:
+    """``(key, listing)`` of every post below ``raw_dir``, sorted as paths sort."""
     if not raw_dir.is_dir():
         raise RawFolderError(
             f"raw folder {raw_dir} does not exist or is not a folder. {_HOW_TO_FILL}"
         )
-    posts: dict[Path, PostFiles] = {}
-    indexed_images: dict[Path, list[tuple[int, Path]]] = {}
-    for path in _walk_files(raw_dir):
-        match = _POST_FILE.fullmatch(path.name)
+    listings: dict[str, _Listing] = {}
+    for relative_folder, entry in _walk_files(str(raw_dir)):
+        match = _POST_FILE.fullmatch(entry.name)
         if match is None:
             continue
-        stem = path.with_name(match["stem"])
+        key = f"{relative_folder}{match['stem']}"
+        listing = listings.get(key)
+        if listing is None:
+            stem = os.path.join(os.path.dirname(entry.path), match["stem"])
+            listing = listings[key] = _Listing(stem)
+        listing.stats.append(_file_fingerprint(entry))
         suffix, index = match["suffix"].lower(), match["index"]
-        post = posts.setdefault(stem, PostFiles(stem))
         if suffix in IMAGE_SUFFIXES:
-            indexed_images.setdefault(stem, []).append((int(index or 0), path))
+            listing.images.append((int(index or 0), entry.path))
         elif index is not None:
             continue
         elif suffix == ".txt":
-            post.caption = path
-        elif suffix == ".json.xz" or (suffix == ".json" and post.metadata is None):
-            post.metadata = path
-    for stem, images in indexed_images.items():
-        posts[stem].images = [path for _, path in sorted(images)]
-    found = [posts[stem] for stem in sorted(posts) if _is_post(posts[stem])]
+            listing.caption = entry.path
+        elif suffix == ".json.xz" or (suffix == ".json" and listing.metadata is None):
+            listing.metadata = entry.path
+    found = sorted(
+        ((key, listing) for key, listing in listings.items() if listing.is_post()),
+        key=lambda item: item[0].split("/"),
+    )
     if not found:
         raise RawFolderError(
             f"raw folder {raw_dir} holds no instaloader posts (<date>_UTC.jpg/.txt/.json.xz). "
@@ -106,14 +184,29 @@ _HOW_TO_FILL = (
 )
 
 
-def _walk_files(root: Path) -> Iterator[Path]:
-    for folder, _, names in os.walk(root):
-        for name in names:
-            yield Path(folder, name)
+def _walk_files(root: str) -> Iterator[tuple[str, os.DirEntry]]:
+    """Every file below ``root`` as (its folder relative to ``root`` + "/" or "", its entry)."""
+    folders = [("", root)]
+    while folders:
+        relative, folder = folders.pop()
+        try:
+            entries = list(os.scandir(folder))
+        except OSError:
+            continue
+        for entry in entries:
+            if entry.is_dir(follow_symlinks=False):
+                folders.append((f"{relative}{entry.name}/", entry.path))
+            elif entry.is_file():
+                yield relative, entry
 
 
-def _is_post(post: PostFiles) -> bool:
-    return bool(post.images) or post.caption is not None or post.metadata is not None
+def _file_fingerprint(entry: os.DirEntry) -> str:
+    """Name, size and modification time: what changes when a file is rewritten."""
+    try:
+        stat = entry.stat()
+    except OSError:
+        return f"{entry.name}:missing"
+    return f"{entry.name}:{stat.st_size}:{stat.st_mtime_ns}"
 
 
 def offline_context() -> instaloader.InstaloaderContext:
@@ -137,6 +230,8 @@ def read_post(files: PostFiles, context: instaloader.InstaloaderContext) -> RawP
     if post is not None and isinstance(owner_node, dict) and "username" in owner_node:
         # Only read the owner the node carries: otherwise instaloader would ask Instagram.
         owner = _field(lambda: post.owner_username)
+    elif isinstance(owner_node, dict) and owner_node.get("id"):
+        owner = f"id:{owner_node['id']}"  # hashtag listings name the owner by id only
     date = _field(lambda: post.date_utc) if post is not None else None
     date = date or _stem_date(files.stem.name)
     shortcode = _field(lambda: post.shortcode) if post is not None else None

@@ -4,6 +4,8 @@ and counted, never the end of a run.
 Images come back as ``(3, H, W)`` uint8 RGB tensors: EXIF orientation applied, transparency
 composited on white, palette/CMYK/16-bit converted. Large JPEGs decode at a reduced scale when
 the caller says how small they will end up (``min_side``), which is most of the decoding time.
+The guards themselves (pixel cap, full decode, orientation, mode) are
+``data_pipeline.images.open_image``, shared with the dataset build.
 
 Example::
 
@@ -18,14 +20,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, ImageOps
 from torchvision.transforms.v2 import functional as TF
 
-from data_pipeline.images import to_rgb
+from data_pipeline.images import DEFAULT_MAX_PIXELS, UnreadableImage, image_size, open_image
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"})
 # Larger images are refused as decompression bombs before decoding (as data_pipeline.build does).
-MAX_PIXELS = 40_000_000
+MAX_PIXELS = DEFAULT_MAX_PIXELS
 
 
 class UnreadableImageError(OSError):
@@ -82,11 +83,10 @@ def expand_image_paths(entries: Sequence[str | Path]) -> list[Path]:
 def is_readable(path: str | Path) -> bool:
     """Whether ``path`` opens as an image of a sane size: a header check, no decoding."""
     try:
-        with Image.open(path) as image:
-            width, height = image.size
-            return 0 < width * height <= MAX_PIXELS
-    except Exception:  # Pillow raises many types on hostile bytes; all mean unreadable.
+        image_size(path, MAX_PIXELS)
+    except UnreadableImage:
         return False
+    return True
 
 
 def read_image(path: str | Path, min_side: int | None = None) -> torch.Tensor:
@@ -99,19 +99,9 @@ def read_image(path: str | Path, min_side: int | None = None) -> torch.Tensor:
     Raises ``UnreadableImageError`` for anything Pillow cannot fully decode.
     """
     try:
-        with Image.open(path) as image:
-            width, height = image.size
-            if width * height > MAX_PIXELS:
-                raise UnreadableImageError(f"{path}: {width}x{height} pixels exceed {MAX_PIXELS}")
-            if min_side is not None and image.format == "JPEG" and min(width, height) > min_side:
-                scale = min_side / min(width, height)
-                image.draft("RGB", (round(width * scale), round(height * scale)))
-            image.load()
-            image = to_rgb(ImageOps.exif_transpose(image))
-    except UnreadableImageError:
-        raise
-    except Exception as err:  # Pillow raises many types on hostile bytes; all mean unreadable.
-        raise UnreadableImageError(f"{path}: {type(err).__name__}: {err}") from err
+        image = open_image(path, max_pixels=MAX_PIXELS, draft_short_side=min_side)
+    except UnreadableImage as err:
+        raise UnreadableImageError(f"{path}: {err}") from err
     return torch.from_numpy(np.array(image)).permute(2, 0, 1).contiguous()
 
 

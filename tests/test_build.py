@@ -5,6 +5,7 @@ import json
 import lzma
 import os
 import re
+import sqlite3
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
@@ -18,12 +19,17 @@ import pytest
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
-from PIL import Image
+from PIL import Image, ImageDraw
 
-from data_pipeline.dataset import build_dataset
+from data_pipeline.dataset import BuildSettingsError, build_dataset
+from data_pipeline.dedupe import HammingIndex, hamming
+from data_pipeline.filters import DROP_REASONS
+from data_pipeline.images import ImageTooLarge, UnreadableImage, open_image
+from data_pipeline.language import LanguageSettingsError
 from data_pipeline.manifest import MANIFEST_SCHEMA
 from data_pipeline.raw import RawFolderError
 from data_pipeline.splits import SplitFractionsError, assign_split
+from data_pipeline.state import STATE_FILE
 
 REPO = Path(__file__).resolve().parents[1]
 CONTEXT = instaloader.Instaloader(quiet=True).context
@@ -44,8 +50,14 @@ def tokenizer(cfg):
 
 
 def build(raw: Path, out: Path, tokenizer, **overrides):
-    options = {"min_words": 3, "num_workers": 0, "progress": False} | overrides
-    return build_dataset(raw, out, tokenizer, **options)
+    # Small test images pass the size check unless a test asks for it.
+    options = {"min_words": 3, "workers": 0, "progress": False, "min_image_side": 16}
+    return build_dataset(raw, out, tokenizer, **(options | overrides))
+
+
+def drops(report, **expected: int) -> dict[str, int]:
+    """Every drop reason at zero but those given: what ``report.dropped`` should be."""
+    return dict.fromkeys(DROP_REASONS, 0) | expected
 
 
 def read_manifest(out: Path) -> pa.Table:
@@ -65,9 +77,28 @@ def noise(size: tuple[int, int], seed: int = 0) -> Image.Image:
     return Image.fromarray(pixels, "RGB")
 
 
+def smooth(size: tuple[int, int], seed: int = 0) -> Image.Image:
+    """A photo-like image: random colours smoothly interpolated (pHash is stable on these)."""
+    cells = np.random.default_rng(seed).integers(0, 256, (6, 8, 3), dtype=np.uint8)
+    return Image.fromarray(cells, "RGB").resize(size, Image.Resampling.BICUBIC)
+
+
+def disc_on_background(colour: tuple[int, int, int]) -> Image.Image:
+    """One background with a small disc: pHash barely sees the disc, its colour least of all."""
+    image = smooth((400, 300), seed=4)
+    ImageDraw.Draw(image).ellipse((170, 120, 230, 180), fill=colour)
+    return image
+
+
 def jpeg_bytes(image: Image.Image, **save_options) -> bytes:
     buffer = io.BytesIO()
     image.save(buffer, "JPEG", **save_options)
+    return buffer.getvalue()
+
+
+def png_bytes(image: Image.Image, **save_options) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, "PNG", **save_options)
     return buffer.getvalue()
 
 
@@ -139,12 +170,7 @@ def test_bad_posts_are_dropped_and_counted_while_the_rest_is_intact(tmp_path, to
 
     assert report.seen == 10
     assert report.kept == 4
-    assert report.dropped == {
-        "duplicate_id": 0,
-        "no_caption": 2,
-        "too_few_words": 2,
-        "image_unreadable": 2,
-    }
+    assert report.dropped == drops(report, no_caption=2, too_few_words=2, image_unreadable=2)
     assert report.seen == report.kept + sum(report.dropped.values())
     table = read_manifest(out)
     assert table.column("id").to_pylist() == sorted([*good, only_json])
@@ -174,13 +200,14 @@ def test_manifest_columns_types_and_values(tmp_path, tokenizer):
     table = read_manifest(out)
     assert table.schema.remove_metadata() == MANIFEST_SCHEMA
     assert table.column_names == [
-        *("id", "split", "caption", "owner", "date", "hashtags"),
+        *("id", "split", "caption", "language", "owner", "date", "hashtags"),
         *("image", "source", "width", "height"),
     ]
     rows = {row["id"]: row for row in table.to_pylist()}
     assert sorted(rows) == table.column("id").to_pylist() == sorted([shortcode, stem_id, ownerless])
     assert rows[ownerless]["owner"] is None
     full = rows[shortcode]
+    assert full["language"] == "es"
     assert full["owner"] == "miro_fan"
     assert full["date"] == START
     assert full["hashtags"] == ["joanmiro", "pintura"]
@@ -219,7 +246,8 @@ def test_any_mode_becomes_rgb_and_transparency_white(tmp_path, tokenizer):
         write_post(raw, 3, image=palette): (255, 255, 255),
         write_post(raw, 4, image=sixteen_bit): (156, 156, 156),
     }
-    report = build(raw, out, tokenizer)
+    # Two of these are the same white square and all are flat: no duplicate check here.
+    report = build(raw, out, tokenizer, exact_duplicates=False, near_duplicate_distance=None)
     assert report.kept == 5
     for row in read_manifest(out).to_pylist():
         with Image.open(out / row["image"]) as image:
@@ -247,7 +275,20 @@ def test_decompression_bombs_are_dropped(tmp_path, tokenizer):
     small = write_post(raw, 0, image=noise((100, 100)))
     write_post(raw, 1, image=noise((400, 400)))
     report = build(raw, out, tokenizer, max_image_pixels=50_000)
-    assert report.dropped["image_unreadable"] == 1
+    assert report.dropped == drops(report, image_too_large=1)
+    assert read_manifest(out).column("id").to_pylist() == [small]
+
+
+def test_pillows_own_bomb_limit_is_a_counted_drop_too(tmp_path, tokenizer, monkeypatch):
+    raw, out = tmp_path / "raw", tmp_path / "dataset"
+    small = write_post(raw, 0, image=noise((30, 30)))
+    write_post(raw, 1, image=noise((200, 200)))
+    # Above 2 x MAX_IMAGE_PIXELS Pillow raises DecompressionBombError on open.
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 5_000)
+    with pytest.raises(ImageTooLarge):
+        open_image(jpeg_bytes(noise((200, 200))), max_pixels=10**9)
+    report = build(raw, out, tokenizer, max_image_pixels=10**9)
+    assert report.dropped == drops(report, image_too_large=1)
     assert read_manifest(out).column("id").to_pylist() == [small]
 
 
@@ -283,7 +324,7 @@ def test_rerun_reuses_the_image_cache_and_gives_the_same_manifest(tmp_path, toke
     raw, out = tmp_path / "raw", tmp_path / "dataset"
     for index in range(6):
         write_post(raw, index)
-    build(raw, out, tokenizer, num_workers=2)
+    build(raw, out, tokenizer, workers=2)
     first = read_manifest(out)
     cached = sorted((out / "images").rglob("*.jpg"))
     assert len(cached) == 6
@@ -291,7 +332,7 @@ def test_rerun_reuses_the_image_cache_and_gives_the_same_manifest(tmp_path, toke
         os.utime(path, ns=(10**18, 10**18))
     inodes = [path.stat().st_ino for path in cached]
 
-    build(raw, out, tokenizer, num_workers=2)
+    build(raw, out, tokenizer, workers=2)
 
     assert read_manifest(out).equals(first)
     assert sorted((out / "images").rglob("*.jpg")) == cached
@@ -347,6 +388,278 @@ def test_missing_or_empty_raw_folder_is_a_clear_error(tmp_path, tokenizer):
         build(tmp_path / "empty", tmp_path / "dataset", tokenizer)
 
 
+def test_images_below_min_side_are_dropped_and_a_carousel_falls_back(tmp_path, tokenizer):
+    raw, out = tmp_path / "raw", tmp_path / "dataset"
+    big = write_post(raw, 0, image=noise((300, 200)))
+    write_post(raw, 1, image=noise((400, 100)))  # short side 100
+    carousel = write_post(
+        raw, 2, carousel=[jpeg_bytes(noise((90, 90))), jpeg_bytes(noise((200, 260), seed=5))]
+    )
+    report = build(raw, out, tokenizer, min_image_side=128)
+    assert report.dropped == drops(report, image_too_small=1)
+    rows = {row["id"]: row for row in read_manifest(out).to_pylist()}
+    assert sorted(rows) == sorted([big, carousel])
+    assert rows[carousel]["source"].endswith(f"{stem_at(2)}_2.jpg")
+
+
+def test_exif_orientations_and_cmyk_jpegs_come_out_upright_and_right(tmp_path, tokenizer):
+    raw, out = tmp_path / "raw", tmp_path / "dataset"
+    stored = Image.new("RGB", (200, 100), (255, 0, 0))
+    stored.paste((0, 0, 255), (100, 0, 200, 100))  # left red, right blue
+    # (orientation, expected size, pixel, colour): 3 turns it 180°, 8 turns left becomes bottom.
+    cases = {
+        3: ((200, 100), (20, 50), (0, 0, 255)),
+        8: ((100, 200), (50, 180), (255, 0, 0)),
+    }
+    ids = {}
+    for index, orientation in enumerate(cases):
+        exif = Image.Exif()
+        exif[0x0112] = orientation
+        ids[write_post(raw, index, image=jpeg_bytes(stored, exif=exif))] = orientation
+    cmyk = Image.new("CMYK", (64, 64), (0, 0, 0, 0))  # white ink-free paper
+    cmyk.paste((255, 0, 255, 0), (0, 0, 32, 64))  # cyan + yellow = green on the left half
+    cmyk_id = write_post(raw, 5, image=jpeg_bytes(cmyk, quality=95))
+    build(raw, out, tokenizer)
+    rows = {row["id"]: row for row in read_manifest(out).to_pylist()}
+    for post_id, orientation in ids.items():
+        size, pixel, colour = cases[orientation]
+        assert (rows[post_id]["width"], rows[post_id]["height"]) == size
+        with Image.open(out / rows[post_id]["image"]) as image:
+            assert image.getpixel(pixel) == pytest.approx(colour, abs=40)
+    with Image.open(out / rows[cmyk_id]["image"]) as image:
+        assert image.mode == "RGB"
+        assert image.getpixel((10, 32)) == pytest.approx((0, 255, 0), abs=40)
+        assert image.getpixel((54, 32)) == pytest.approx((255, 255, 255), abs=40)
+
+
+CAPTIONS = {
+    "en": "Amazing afternoon at the foundation, the colours of this painting are unreal",
+    "es": "Hoy hemos ido a ver la exposición con los peques, qué maravilla de colores",
+    "ca": "Avui hem anat a veure l'exposició amb els petits, quina meravella de colors",
+    "fr": "Aujourd'hui on est allés voir l'exposition avec les petits, quelles couleurs",
+    "de": "Heute waren wir mit den Kindern in der Ausstellung, was für schöne Farben",
+    "ja": "今日は子供たちと展覧会に行きました。色がとても美しかったです。また行きたい！",
+    "it": "Oggi siamo andati a vedere la mostra con i bambini, che colori meravigliosi",
+}
+
+
+def test_languages_en_es_ca_fr_are_kept_and_others_dropped(tmp_path, tokenizer):
+    raw, out = tmp_path / "raw", tmp_path / "dataset"
+    ids = {
+        write_post(raw, index, txt=text): code
+        for index, (code, text) in enumerate(CAPTIONS.items())
+    }
+    report = build(raw, out, tokenizer)
+    assert report.dropped == drops(report, wrong_language=3)
+    assert by_id(out, "language") == {
+        post_id: code for post_id, code in ids.items() if code in ("en", "es", "ca", "fr")
+    }
+    assert report.languages == {"ca": 1, "en": 1, "es": 1, "fr": 1}
+    assert any("detected de" in example for example in report.examples["wrong_language"])
+
+    everything = build(raw, tmp_path / "all", tokenizer, languages=None)
+    assert everything.kept == len(CAPTIONS)
+    assert set(by_id(tmp_path / "all", "language").values()) == {None}
+
+    german = build(raw, tmp_path / "german", tokenizer, languages=["de"])
+    assert by_id(tmp_path / "german", "language") == {
+        post_id: "de" for post_id, code in ids.items() if code == "de"
+    }
+    assert german.dropped["wrong_language"] == len(CAPTIONS) - 1
+
+
+def test_unknown_language_codes_and_bad_settings_name_the_key(tmp_path, tokenizer):
+    write_post(tmp_path / "raw", 0)
+    with pytest.raises(LanguageSettingsError, match="languages: lingua knows no language 'xx'"):
+        build(tmp_path / "raw", tmp_path / "dataset", tokenizer, languages=["en", "xx"])
+    with pytest.raises(BuildSettingsError, match="prolific_users must be one of"):
+        build(tmp_path / "raw", tmp_path / "dataset", tokenizer, prolific_users="some")
+    with pytest.raises(BuildSettingsError, match="max_posts_per_user must be >= 1"):
+        build(tmp_path / "raw", tmp_path / "dataset", tokenizer, max_posts_per_user=0)
+
+
+def test_blacklisted_words_and_users_are_dropped_and_counted(tmp_path, tokenizer):
+    raw, out = tmp_path / "raw", tmp_path / "dataset"
+    kept = write_post(raw, 0)
+    write_post(raw, 1, txt=GOOD_CAPTION + " #Giveaway")
+    write_post(raw, 2, txt="Sorteo: una estrella roja sobre fondo azul, GIVEAWAY de láminas")
+    write_post(raw, 3, owner="Spam_Prints")
+    report = build(
+        raw, out, tokenizer, blacklist_words=["giveaway"], blacklist_users=["@spam_prints"]
+    )
+    assert report.dropped == drops(report, blacklisted_word=2, blacklisted_user=1)
+    assert read_manifest(out).column("id").to_pylist() == [kept]
+
+
+@pytest.mark.parametrize(
+    ("policy", "kept_of_prolific"), [("drop", 0), ("keep_first", 2)], ids=["drop", "keep_first"]
+)
+def test_prolific_users_are_capped(tmp_path, tokenizer, policy, kept_of_prolific):
+    raw, out = tmp_path / "raw", tmp_path / "dataset"
+    prolific = [write_post(raw, index, owner="fundaciomiro") for index in range(3)]
+    casual = [write_post(raw, index, owner=f"visitor{index}") for index in range(3, 5)]
+    ownerless = write_post(raw, 5, metadata=False)
+    report = build(raw, out, tokenizer, max_posts_per_user=2, prolific_users=policy)
+    assert report.dropped == drops(report, prolific_user=3 - kept_of_prolific)
+    expected = prolific[:kept_of_prolific] + casual + [ownerless]
+    assert read_manifest(out).column("id").to_pylist() == sorted(expected)
+    uncapped = build(raw, tmp_path / "uncapped", tokenizer)  # the default: no cap
+    assert uncapped.kept == 6
+
+
+def test_exact_duplicates_same_pixels_in_other_bytes_are_dropped(tmp_path, tokenizer):
+    raw, out = tmp_path / "raw", tmp_path / "dataset"
+    picture = smooth((320, 240), seed=1)
+    original = write_post(raw, 0, image=png_bytes(picture, compress_level=9))
+    write_post(raw, 1, image=png_bytes(picture, compress_level=1))  # other bytes, same pixels
+    write_post(raw, 2, image=png_bytes(picture, compress_level=9))  # the very same file
+    other = write_post(raw, 3, image=png_bytes(smooth((320, 240), seed=2)))
+    report = build(raw, out, tokenizer)
+    assert report.dropped == drops(report, exact_duplicate=2)
+    assert read_manifest(out).column("id").to_pylist() == sorted([original, other])
+    assert f"copy of {raw / stem_at(0)}" in report.examples["exact_duplicate"][0]
+    assert (
+        build(
+            raw, tmp_path / "all", tokenizer, exact_duplicates=False, near_duplicate_distance=None
+        ).kept
+        == 4
+    )
+
+
+def test_near_duplicates_are_caught_and_lookalikes_are_not(tmp_path, tokenizer):
+    raw, out = tmp_path / "raw", tmp_path / "dataset"
+    photo = smooth((640, 480), seed=3)
+    original = write_post(raw, 0, image=jpeg_bytes(photo, quality=92))
+    write_post(raw, 1, image=jpeg_bytes(photo.resize((400, 300)), quality=60))  # a repost
+    write_post(raw, 2, image=png_bytes(photo.resize((1000, 750))))  # upscaled, re-saved
+    different = write_post(raw, 3, image=jpeg_bytes(smooth((640, 480), seed=5)))
+    # The same background with a red or a blue disc: pHash within 2 bits, thumbnails far apart.
+    red = write_post(raw, 4, image=jpeg_bytes(disc_on_background((200, 60, 60))))
+    blue = write_post(raw, 5, image=jpeg_bytes(disc_on_background((60, 90, 255))))
+
+    report = build(raw, out, tokenizer)
+
+    assert report.dropped == drops(report, near_duplicate=2)
+    assert read_manifest(out).column("id").to_pylist() == sorted([original, different, red, blue])
+    phash_alone = build(raw, tmp_path / "phash_alone", tokenizer, near_duplicate_rms=None)
+    assert phash_alone.dropped["near_duplicate"] == 3  # the blue disc goes too
+    off = build(raw, tmp_path / "off", tokenizer, near_duplicate_distance=None)
+    assert off.kept == 6
+
+
+def test_hamming_index_finds_exactly_the_codes_within_the_radius():
+    rng = np.random.default_rng(0)
+    codes = [int(code) for code in rng.integers(0, 2**63, size=400, dtype=np.int64)]
+    # Plant neighbours at known distances from the first code.
+    for bits in (1, 3, 5, 8, 9, 12):
+        flips = rng.choice(64, size=bits, replace=False)
+        codes.append(codes[0] ^ sum(1 << int(bit) for bit in flips))
+    index = HammingIndex(radius=8)
+    for key, code in enumerate(codes):
+        index.add(key, code)
+    for query in (codes[0], codes[7], codes[-1]):
+        expected = [(key, hamming(query, code)) for key, code in enumerate(codes)]
+        assert index.near(query) == [(key, d) for key, d in expected if d <= 8]
+
+
+def state_rows(out: Path) -> dict[str, tuple]:
+    with sqlite3.connect(out / STATE_FILE) as connection:
+        rows = connection.execute("SELECT key, seq, dedupe FROM posts")
+        return {key: (seq, dedupe) for key, seq, dedupe in rows}
+
+
+def test_incremental_build_processes_only_new_posts_and_keeps_old_decisions(tmp_path, tokenizer):
+    raw, out = tmp_path / "raw", tmp_path / "dataset"
+    photo = smooth((480, 360), seed=7)
+    old_photo = write_post(raw / "#miro", 10, image=jpeg_bytes(photo))
+    write_post(raw / "#miro", 11, image=jpeg_bytes(photo.resize((360, 270)), quality=70))
+    for index in range(12, 20):
+        write_post(raw / "#miro", index, image=noise((64, 48), seed=index))
+    write_post(raw / "#miro", 20, txt="Ein roter Stern auf blauem Grund, Vogel und Mond")
+    first = build(raw, out, tokenizer)
+    assert first.work == {"posts_read": 11, "captions_detected": 11, "images_processed": 10}
+    assert first.dropped == drops(first, near_duplicate=1, wrong_language=1)
+    splits_before, state_before = by_id(out, "split"), state_rows(out)
+
+    # New posts arrive, one dated before every old post: a copy of the old kept photo.
+    earlier_copy = write_post(raw / "#joanmiro", 0, image=jpeg_bytes(photo, quality=50))
+    new = [
+        write_post(raw / "#joanmiro", index, image=noise((64, 48), seed=index))
+        for index in range(30, 33)
+    ]
+    write_post(raw / "#joanmiro", 33, txt="Hi")
+    second = build(raw, out, tokenizer)
+
+    assert second.work == {"posts_read": 5, "captions_detected": 4, "images_processed": 4}
+    assert second.dropped == drops(second, near_duplicate=2, wrong_language=1, too_few_words=1)
+    after = by_id(out, "split")
+    assert old_photo in after and earlier_copy not in after  # the old post stays, the new copy goes
+    assert {post_id: after[post_id] for post_id in splits_before} == splits_before
+    assert sorted(after) == sorted([*splits_before, *new])
+    state_after = state_rows(out)
+    assert {key: state_after[key] for key in state_before} == state_before
+    assert min(seq for key, (seq, _) in state_after.items() if key.startswith("#joanmiro")) > max(
+        seq for seq, _ in state_before.values()
+    )
+
+    unchanged = build(raw, out, tokenizer)
+    assert unchanged.work == {"posts_read": 0, "captions_detected": 0, "images_processed": 0}
+    assert unchanged.dropped == second.dropped and by_id(out, "split") == after
+
+
+def test_changed_or_removed_posts_are_redone(tmp_path, tokenizer):
+    raw, out = tmp_path / "raw", tmp_path / "dataset"
+    ids = [write_post(raw, index, image=noise((64, 48), seed=index)) for index in range(4)]
+    build(raw, out, tokenizer)
+    (raw / f"{stem_at(1)}.txt").write_text("Hi\n")  # edited caption
+    for path in raw.glob(f"{stem_at(2)}*"):
+        path.unlink()
+    report = build(raw, out, tokenizer)
+    assert report.work["posts_read"] == 1 and report.seen == 3
+    assert report.dropped == drops(report, too_few_words=1)
+    assert read_manifest(out).column("id").to_pylist() == [ids[0], ids[3]]
+
+
+def test_parallel_build_equals_serial_build(tmp_path, tokenizer):
+    raw = tmp_path / "raw"
+    photo = smooth((500, 400), seed=11)
+    for index in range(10):
+        write_post(raw, index, image=jpeg_bytes(noise((300, 220), seed=index), quality=85))
+    write_post(raw, 10, image=jpeg_bytes(photo))
+    write_post(raw, 11, image=jpeg_bytes(photo.resize((250, 200)), quality=60))
+    write_post(raw, 12, image=b"broken")
+    serial = build(raw, tmp_path / "serial", tokenizer, workers=0)
+    parallel = build(raw, tmp_path / "parallel", tokenizer, workers=2)
+    assert serial.dropped == parallel.dropped == drops(serial, near_duplicate=1, image_unreadable=1)
+    serial_table = read_manifest(tmp_path / "serial")
+    assert serial_table.equals(read_manifest(tmp_path / "parallel"))
+    with sqlite3.connect(tmp_path / "serial" / STATE_FILE) as connection:
+        serial_state = sorted(connection.execute("SELECT key, image, dedupe FROM posts"))
+    with sqlite3.connect(tmp_path / "parallel" / STATE_FILE) as connection:
+        assert sorted(connection.execute("SELECT key, image, dedupe FROM posts")) == serial_state
+    for relative in serial_table.column("image").to_pylist():
+        assert (tmp_path / "serial" / relative).read_bytes() == (
+            tmp_path / "parallel" / relative
+        ).read_bytes()
+
+
+def test_open_image_guards_and_draft_decoding():
+    big = smooth((1600, 1200), seed=2)
+    data = jpeg_bytes(big, quality=95)
+    drafted = open_image(data, draft_short_side=256)
+    assert drafted.size == (400, 300)  # 1/4 scale keeps the short side >= 256
+    full = open_image(data)
+    assert full.size == (1600, 1200)
+    reference = np.asarray(full.resize((400, 300), Image.Resampling.LANCZOS), dtype=float)
+    assert np.abs(np.asarray(drafted, dtype=float) - reference).mean() < 3
+    with pytest.raises(ImageTooLarge):
+        open_image(data, max_pixels=1_000_000)
+    with pytest.raises(UnreadableImage):
+        open_image(data[: len(data) // 2])
+    with pytest.raises(UnreadableImage):
+        open_image(b"")
+
+
 def run_cli(*overrides: str, cwd: Path = REPO) -> subprocess.CompletedProcess:
     command = [sys.executable, "-m", "data_pipeline.build", *overrides]
     return subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=120)
@@ -367,7 +680,7 @@ def test_cli_builds_and_prints_the_counts(tmp_path):
     assert str(out) in result.stdout
     assert read_manifest(out).num_rows == 4
     resolved = OmegaConf.load(out / ".hydra" / "config.yaml")
-    assert resolved.raw == str(raw) and resolved.num_workers == 2
+    assert resolved.raw == str(raw) and resolved.workers is None
 
 
 def test_cli_missing_raw_folder_exits_nonzero_naming_it(tmp_path):
@@ -381,10 +694,20 @@ def test_cli_missing_raw_folder_exits_nonzero_naming_it(tmp_path):
 
 def test_cli_paths_are_relative_to_the_callers_cwd_and_out_is_required(tmp_path):
     write_post(tmp_path / "raw", 0)
-    result = run_cli("raw=raw", "out=dataset", "num_workers=0", cwd=tmp_path)
+    result = run_cli("raw=raw", "out=dataset", "workers=0", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert read_manifest(tmp_path / "dataset").num_rows == 1
 
     result = run_cli("raw=raw", cwd=tmp_path)
     assert result.returncode != 0
     assert "missing out" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_cli_names_a_bad_setting_without_a_traceback(tmp_path):
+    write_post(tmp_path / "raw", 0)
+    result = run_cli("raw=raw", "out=dataset", "+max_post_per_user=20", cwd=tmp_path)
+    assert result.returncode != 0
+    assert "unknown build setting(s) max_post_per_user" in result.stderr
+    result = run_cli("raw=raw", "out=dataset", "prolific_users=some", cwd=tmp_path)
+    assert result.returncode != 0 and "prolific_users must be one of" in result.stderr
+    assert "Traceback" not in result.stderr
