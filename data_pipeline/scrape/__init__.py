@@ -1,0 +1,24 @@
+"""Scrape Instagram hashtags into instaloader's folder layout plus a SQLite catalog, resumably.
+
+``python -m data_pipeline.scrape hashtags=[joanmiro,miro] max_posts=200000 out=DIR login.user=NAME``
+walks each hashtag's recent posts with instaloader's own classes (``Hashtag``, ``NodeIterator``,
+``Instaloader.download_post``) and records each post in ``DIR/catalog.sqlite``
+(:mod:`data_pipeline.catalog`). Modules: ``session`` (login via instaloader's session file),
+``rate`` (rate-limit waits against a budget), ``download`` (one post), ``walk`` (the resumable
+walk), ``command`` (config → run → exit code).
+"""
+
+from data_pipeline.scrape.rate import BudgetedRateController, WaitBudget, WaitBudgetExceeded
+from data_pipeline.scrape.session import LoginNeeded, load_login
+from data_pipeline.scrape.walk import ScrapeReport, Walk, WalkSettings
+
+__all__ = [
+    "BudgetedRateController",
+    "LoginNeeded",
+    "ScrapeReport",
+    "WaitBudget",
+    "WaitBudgetExceeded",
+    "Walk",
+    "WalkSettings",
+    "load_login",
+]
