@@ -16,7 +16,13 @@ from miro.imageio import find_images, read_image
 from miro.lit.content_data import ContentImagesDataModule, ContentImagesNotFoundError
 from miro.lit.style_transfer import add_styles, stylizer_config
 from miro.losses import content_loss, gram_matrix, style_loss, total_variation
-from miro.models.stylizer import ConditionalInstanceNorm2d, Stylizer
+from miro.models.stylizer import (
+    ConditionalInstanceNorm2d,
+    Stylizer,
+    fast_inference,
+    narrow_conv,
+    upsample_conv,
+)
 from miro.models.vgg import LAYER_NAMES, VGG16Features, build_features
 from miro.models.weights import WeightsNotFoundError
 
@@ -64,6 +70,70 @@ def test_mixing_weights_of_one_style_reproduce_it_exactly():
         weights = torch.zeros(2, 4)
         weights[:, style] = 1.0
         assert torch.equal(stylizer(images, weights), stylizer(images, torch.tensor([style] * 2)))
+
+
+def test_fused_in_place_norm_equals_the_per_element_norm():
+    norm = ConditionalInstanceNorm2d(channels=5, num_styles=3)
+    with torch.no_grad():
+        norm.gamma.add_(torch.randn(3, 5, generator=torch.Generator().manual_seed(4)))
+        norm.beta.add_(torch.randn(3, 5, generator=torch.Generator().manual_seed(5)))
+    x = 3 * torch.randn(1, 5, 7, 9, generator=torch.Generator().manual_seed(6)) + 2
+    for weights in (torch.tensor([[0.0, 1.0, 0.0]]), torch.tensor([[0.2, 0.5, 0.3]])):
+        expected = norm(x, weights)
+        for layout in (torch.contiguous_format, torch.channels_last):
+            inplace = x.clone(memory_format=layout)
+            with torch.inference_mode():
+                mean, var = norm.normalize_(inplace, weights)
+            torch.testing.assert_close(inplace, expected, atol=1e-5, rtol=1e-5)
+            torch.testing.assert_close(mean, x.mean(dim=(0, 2, 3)))
+            torch.testing.assert_close(var, x.var(dim=(0, 2, 3), unbiased=False), rtol=1e-4, atol=0)
+        # Frozen statistics (what tiling gives every tile) are used as given.
+        frozen = x[..., :4, :5].clone()
+        with torch.inference_mode():
+            norm.normalize_(frozen, weights, mean, var)
+        gamma, beta = (weights @ norm.gamma).view(5, 1, 1), (weights @ norm.beta).view(5, 1, 1)
+        by_hand = (x[0, :, :4, :5] - mean.view(5, 1, 1)) / torch.sqrt(var.view(5, 1, 1) + 1e-5)
+        torch.testing.assert_close(frozen[0], by_hand * gamma + beta, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
+def test_folded_upsample_and_split_output_convs_equal_their_definitions(layout):
+    generator = torch.Generator().manual_seed(7)
+    x = torch.rand(2, 6, 9, 13, generator=generator).contiguous(memory_format=layout)
+    up = torch.nn.Conv2d(6, 4, 3)
+    expected = up(F.pad(F.interpolate(x, scale_factor=2, mode="nearest"), (1,) * 4, mode="reflect"))
+    with torch.no_grad():
+        torch.testing.assert_close(upsample_conv(up, x), expected, atol=1e-5, rtol=1e-5)
+    out = torch.nn.Conv2d(6, 3, 9)
+    with torch.no_grad():
+        expected = out(F.pad(x, (4,) * 4, mode="reflect"))
+        torch.testing.assert_close(narrow_conv(out, x), expected, atol=1e-5, rtol=1e-5)
+
+
+def test_fast_inference_is_the_same_function_as_the_layer_by_layer_path():
+    stylizer = randomized(Stylizer(num_styles=4), seed=3).eval()  # the default network
+    images = torch.rand(3, 3, 36, 44, generator=torch.Generator().manual_seed(8))
+    cases = {
+        "one style for all": torch.tensor([2, 2, 2]),
+        "a style per image": torch.tensor([0, 3, 1]),
+        "mixing weights": torch.tensor(
+            [[0.7, 0.3, 0.0, 0.0], [0.1, 0.2, 0.3, 0.4], [0.0, 0.0, 0.5, 0.5]]
+        ),
+        "one weight row for all": torch.tensor([[0.25, 0.0, 0.75, 0.0]]),
+    }
+    for case, styles in cases.items():
+        reference = stylizer(images, styles)  # autograd on: the layer-by-layer path
+        assert reference.grad_fn is not None
+        with torch.inference_mode():
+            assert fast_inference(images)
+            fast = stylizer(images, styles)
+            weights = (F.one_hot(styles, 4).float() if styles.dim() == 1 else styles).expand(3, -1)
+            one_by_one = [stylizer.infer(images[i : i + 1], weights[i : i + 1]) for i in range(3)]
+        assert torch.equal(fast, torch.cat(one_by_one)), case  # forward took Stylizer.infer
+        assert fast.shape == images.shape and fast.is_contiguous()
+        assert (fast - reference).abs().max() < 1e-4, case
+    with torch.no_grad():
+        assert not stylizer(images, cases["mixing weights"]).requires_grad
 
 
 def test_gram_matrix_by_hand():

@@ -19,7 +19,7 @@ from conftest import compose_config
 from hydra.utils import instantiate
 from PIL import Image, ImageEnhance
 
-from miro.lit.content_data import ContentImagesDataModule
+from miro.lit.content_data import ContentImagesDataModule, VariedRandomCrop
 from miro.lit.style_transfer import (
     StyleImagesNotFoundError,
     StyleTrainingDiverged,
@@ -214,7 +214,10 @@ def test_absurd_style_weight_stops_with_the_knob_to_lower(world, tmp_path):
         quick(world, "module.style_weight=1e39", "trainer.max_steps=3", "logger=none"),
         tmp_path,
     )
-    with pytest.raises(StyleTrainingDiverged, match=r"lower module\.style_weight \(now 1e\+39\)"):
+    # Checked on the host only every log_every_n_steps (10) or at epoch end, yet it names the
+    # first step whose loss overflowed.
+    expected = r"became inf at step 0: lower module\.style_weight \(now 1e\+39\)"
+    with pytest.raises(StyleTrainingDiverged, match=expected):
         train(cfg)
 
 
@@ -267,3 +270,14 @@ def test_cli_as_a_user_types_it(world, tmp_path):
     assert (run_dir / "samples" / "epoch_000.png").is_file()
     (offline_run,) = (run_dir / "wandb").glob("offline-run-*")
     assert list(offline_run.rglob("samples*.png")), "the sample grid was not logged to W&B"
+
+
+def test_training_crops_avoid_flat_patches():
+    """A flat crop would make every instance norm of the stylizer a 1/sqrt(eps) gain."""
+    torch.manual_seed(0)
+    image = torch.full((3, 64, 64), 200, dtype=torch.uint8)
+    image[:, 48:, 48:] = torch.randint(0, 256, (3, 16, 16), dtype=torch.uint8)  # one busy corner
+    crops = [VariedRandomCrop(24, attempts=50)(image) for _ in range(20)]
+    assert all(crop.float().flatten(1).std(dim=1).max() >= 2.0 for crop in crops)
+    flat = torch.full((3, 64, 64), 7, dtype=torch.uint8)
+    assert VariedRandomCrop(24)(flat).shape == (3, 24, 24)  # nothing varied: still a crop

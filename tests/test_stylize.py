@@ -150,6 +150,19 @@ def test_tiled_and_whole_image_outputs_agree():
 
 
 @torch.inference_mode()
+def test_one_tile_with_recorded_statistics_is_the_whole_image_for_each_image_of_a_batch():
+    """A tile covering the image, normalized with the statistics the recording pass kept for
+    that image, is the whole-image output: recording and freezing lose nothing, per image."""
+    stylizer = random_stylizer()
+    images = content_image(96, 80, seed=4, batch=2)
+    styles = torch.tensor([[1.0, 0.0, 0.0], [0.0, 0.3, 0.7]])
+    whole = stylize(stylizer, images, styles)
+    tiled = stylize(stylizer, images, styles, tiling=Tiling(enabled=True, tile_size=96, overlap=0))
+    assert (tiled - whole).abs().max() < 1e-5
+    assert (whole[0] - whole[1]).abs().mean() > 0.01
+
+
+@torch.inference_mode()
 def test_any_size_comes_back_at_its_size():
     stylizer = random_stylizer()
     for height, width in ((33, 50), (61, 47), (5, 7), (8, 8), (1, 30)):

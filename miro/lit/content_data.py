@@ -9,6 +9,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytorch_lightning as pl
 import torch
+from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as TF
@@ -54,8 +55,36 @@ class ContentImages(Dataset):
         raise UnreadableImageError(f"none of the {len(self.paths)} content images decodes")
 
 
+class VariedRandomCrop(nn.Module):
+    """A random square crop that avoids flat patches: of ``attempts`` random crops, the first
+    whose most varied channel has a spatial std of at least ``min_std`` (on the [0, 255] scale),
+    else the most varied one.
+
+    Why: instance norm maps a flat patch to zero with a gain of ``1/sqrt(eps)``; through the
+    stylizer's dozen norms that gain overflows the gradients to NaN. Photos seldom have
+    flat 256 px crops; posters, paintings and small crops do.
+    """
+
+    def __init__(self, size: int, min_std: float = 2.0, attempts: int = 10) -> None:
+        super().__init__()
+        self.crop = v2.RandomCrop(size)
+        self.min_std, self.attempts = min_std, attempts
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        best, best_std = image, -1.0
+        for _ in range(self.attempts):
+            crop = self.crop(image)
+            std = crop.float().flatten(1).std(dim=1).max().item()
+            if std >= self.min_std:
+                return crop
+            if std > best_std:
+                best, best_std = crop, std
+        return best
+
+
 class ContentImagesDataModule(pl.LightningDataModule):
-    """Content photos: random crops and flips for training, fixed center crops for validation.
+    """Content photos: random crops (not flat ones) and flips for training, fixed center crops
+    for validation.
 
     Training images keep their scale when their short side lies in ``[image_size,
     2 × image_size]``, and are resized into that range otherwise, so a crop shows a good part of
@@ -113,7 +142,7 @@ class ContentImagesDataModule(pl.LightningDataModule):
         size = self.image_size
         train = v2.Compose(
             [
-                v2.RandomCrop(size),
+                VariedRandomCrop(size),
                 v2.RandomHorizontalFlip(),
                 v2.ToDtype(torch.float32, scale=True),
             ]

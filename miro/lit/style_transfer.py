@@ -77,6 +77,11 @@ class StyleTransferModule(pl.LightningModule):
             the γ/β tables learn the new ``style_images``.
         collapse_std, collapse_patience: training stops when every output's per-channel std
             stays below ``collapse_std`` for ``collapse_patience`` steps in a row.
+
+    Divergence (a NaN or infinite loss) and collapse are tracked on the device every step and
+    checked on the host only where Lightning syncs anyway (every ``log_every_n_steps`` steps),
+    before each validation and at the end of each epoch, so a step never waits for the GPU;
+    the error names the step where it happened.
     """
 
     def __init__(
@@ -137,8 +142,9 @@ class StyleTransferModule(pl.LightningModule):
         self.num_trained = len(paths)
         self._style_queue: list[int] = []
         self._generator: torch.Generator | None = None  # made per rank: spawn can't pickle one
-        self._window = torch.zeros(2, self.num_trained)  # per-style loss sums and counts
-        self._flat_steps = 0
+        self._style_counts = [0] * self.num_trained  # images per style since the last log write
+        self.register_buffer("_style_sums", torch.zeros(self.num_trained), persistent=False)
+        self._health: dict[str, torch.Tensor] = {}  # divergence and collapse, on the device
         self._samples: list[list[torch.Tensor]] = []
 
     def forward(self, images: torch.Tensor, styles: torch.Tensor) -> torch.Tensor:
@@ -164,7 +170,8 @@ class StyleTransferModule(pl.LightningModule):
         }
 
     def training_step(self, batch: torch.Tensor, batch_idx: int) -> torch.Tensor:
-        styles = self._draw_styles(len(batch))
+        drawn = self._draw_styles(len(batch))
+        styles = drawn.to(self.device, non_blocking=True)
         outputs, parts = self.losses(batch, styles)
         weighted = {
             "content": self.content_weight * parts["content"],
@@ -172,16 +179,16 @@ class StyleTransferModule(pl.LightningModule):
             "tv": self.tv_weight * parts["tv"],
         }
         loss = weighted["content"] + weighted["style"] + weighted["tv"]
-        flatness = outputs.detach().std(dim=(2, 3)).max()
-        checks = torch.stack([weighted["content"], weighted["style"], loss, flatness])
-        self._check(*checks.tolist())
+        self._track_health(weighted, loss, outputs.detach())
 
         size = len(batch)
         self.log("train/loss", loss, prog_bar=True, batch_size=size)
         self.log("train/content_loss", parts["content"], batch_size=size)
         self.log("train/style_loss", parts["style"].mean(), batch_size=size)
         self.log("train/tv_loss", parts["tv"], batch_size=size)
-        self._log_per_style(styles, parts["style"].detach())
+        self._log_per_style(drawn.tolist(), styles, parts["style"].detach())
+        if self._log_written():
+            self._check_health()
         return loss
 
     def on_train_batch_end(self, outputs, batch, batch_idx: int) -> None:
@@ -194,8 +201,23 @@ class StyleTransferModule(pl.LightningModule):
     def on_fit_start(self) -> None:
         self._generator = torch.Generator().manual_seed(self.seed + self.global_rank)
         self._style_queue.clear()
+        self._style_counts = [0] * self.num_trained
+        self._style_sums.zero_()
+        self._health = {
+            "bad_step": torch.tensor(-1, device=self.device),  # first non-finite loss
+            "bad_values": torch.zeros(3, device=self.device),  # style, content, total there
+            "flat_run": torch.tensor(0, device=self.device),  # flat steps in a row
+            "collapse_step": torch.tensor(-1, device=self.device),  # where the run hit patience
+        }
         tables = self.stylizer.norm_parameters()
         self._frozen_rows = [table[: self.first_trained].clone() for table in tables]
+
+    def on_validation_start(self) -> None:
+        if not self.trainer.sanity_checking:  # before a checkpoint can keep diverged weights
+            self._check_health()
+
+    def on_train_epoch_end(self) -> None:
+        self._check_health()
 
     def validation_step(self, batch: torch.Tensor, batch_idx: int) -> None:
         """Every validation image in every style: losses of the trained styles, and the first
@@ -274,49 +296,77 @@ class StyleTransferModule(pl.LightningModule):
         checkpoint["state_dict"].update(loss_net)
 
     def _draw_styles(self, count: int) -> torch.Tensor:
-        """Random trained styles, drawn from shuffled rounds of all of them: every style is seen
-        as often as the others, and from the first steps."""
+        """Random trained styles (on the CPU), drawn from shuffled rounds of all of them: every
+        style is seen as often as the others, and from the first steps."""
         if self._generator is None:
             self._generator = torch.Generator().manual_seed(self.seed)
         while len(self._style_queue) < count:
             order = torch.randperm(self.num_trained, generator=self._generator)
             self._style_queue += (order + self.first_trained).tolist()
         drawn, self._style_queue = self._style_queue[:count], self._style_queue[count:]
-        return torch.tensor(drawn, device=self.device)
+        drawn = torch.tensor(drawn)
+        return drawn.pin_memory() if self.device.type == "cuda" else drawn  # copied async
 
-    def _log_per_style(self, styles: torch.Tensor, per_image: torch.Tensor) -> None:
+    def _log_written(self) -> bool:
+        """Whether the logger writes this step's values (Lightning's rule for training steps)."""
+        return (self.global_step + 1) % max(1, self.trainer.log_every_n_steps) == 0
+
+    def _log_per_style(self, drawn: list[int], styles: torch.Tensor, per_image: torch.Tensor):
         """Log each style's mean loss over the steps since the logger last wrote, so every
-        style has a value at every logged step although a batch holds only a few styles."""
-        rows = (styles - self.first_trained).cpu()
-        self._window[0].index_add_(0, rows, per_image.float().cpu())
-        self._window[1].index_add_(0, rows, torch.ones(len(rows)))
-        for row, (total, count) in enumerate(self._window.T.tolist()):
+        style has a value at every logged step although a batch holds only a few styles. The
+        sums stay on the device; the counts come from the styles drawn on the host."""
+        self._style_sums.index_add_(0, styles - self.first_trained, per_image.float())
+        for style in drawn:
+            self._style_counts[style - self.first_trained] += 1
+        for row, count in enumerate(self._style_counts):
             if count:
                 name = self.style_names[row + self.first_trained]
-                self.log(f"train/style_loss/{name}", total / count, batch_size=int(count))
-        if (self.global_step + 1) % max(1, self.trainer.log_every_n_steps) == 0:
-            self._window.zero_()
+                mean = self._style_sums[row] / count
+                self.log(f"train/style_loss/{name}", mean, batch_size=len(drawn))
+        if self._log_written():
+            self._style_sums.zero_()
+            self._style_counts = [0] * self.num_trained
 
-    def _check(self, content: float, style: float, total: float, flatness: float) -> None:
-        """Stop with the knobs to turn when training diverges or the outputs go flat."""
-        for name, value, knob in (
-            ("style", style, f"module.style_weight (now {self.style_weight:g})"),
-            ("content", content, f"module.content_weight (now {self.content_weight:g})"),
-            ("total", total, f"module.tv_weight (now {self.tv_weight:g})"),
-        ):
-            if not math.isfinite(value):
+    def _track_health(
+        self, weighted: dict[str, torch.Tensor], loss: torch.Tensor, outputs: torch.Tensor
+    ) -> None:
+        """Record, on the device, the first step with a non-finite loss and the step where the
+        outputs had been flat for ``collapse_patience`` steps in a row."""
+        health, step = self._health, self.global_step
+        values = torch.stack([weighted["style"], weighted["content"], loss]).detach().float()
+        first_bad = (health["bad_step"] < 0) & ~torch.isfinite(values).all()
+        health["bad_step"] = torch.where(first_bad, step, health["bad_step"])
+        health["bad_values"] = torch.where(first_bad, values, health["bad_values"])
+        flat = outputs.std(dim=(2, 3)).max() < self.collapse_std
+        health["flat_run"] = (health["flat_run"] + 1) * flat
+        collapsed = (health["collapse_step"] < 0) & (health["flat_run"] >= self.collapse_patience)
+        health["collapse_step"] = torch.where(collapsed, step, health["collapse_step"])
+
+    def _check_health(self) -> None:
+        """Stop with the knobs to turn if training diverged or the outputs went flat."""
+        if not self._health:
+            return
+        health = self._health
+        steps = torch.stack([health["bad_step"], health["collapse_step"]])
+        (bad_step, collapse_step), values = steps.tolist(), health["bad_values"].tolist()
+        knobs = {
+            "style": f"module.style_weight (now {self.style_weight:g})",
+            "content": f"module.content_weight (now {self.content_weight:g})",
+            "total": f"module.tv_weight (now {self.tv_weight:g})",
+        }
+        for (name, knob), value in zip(knobs.items(), values, strict=True):
+            if bad_step >= 0 and not math.isfinite(value):
                 raise StyleTrainingDiverged(
-                    f"the weighted {name} loss became {value} at step {self.global_step}: lower "
-                    f"{knob} or the learning rate module.optimizer.lr, and check the style "
-                    "images decode to real pictures"
+                    f"the weighted {name} loss became {value} at step {bad_step}: lower {knob} "
+                    "or the learning rate module.optimizer.lr, and check the style images "
+                    "decode to real pictures"
                 )
-        self._flat_steps = self._flat_steps + 1 if flatness < self.collapse_std else 0
-        if self._flat_steps >= self.collapse_patience:
+        if collapse_step >= 0:
             raise StyleTrainingDiverged(
                 f"the stylized images collapsed to flat colour (every output's per-channel std "
-                f"< {self.collapse_std:g} for {self._flat_steps} steps, step {self.global_step}):"
-                f" lower module.style_weight (now {self.style_weight:g}) or module.tv_weight "
-                f"(now {self.tv_weight:g}), or raise module.content_weight (now "
+                f"< {self.collapse_std:g} for {self.collapse_patience} steps in a row, by step "
+                f"{collapse_step}): lower module.style_weight (now {self.style_weight:g}) or "
+                f"module.tv_weight (now {self.tv_weight:g}), or raise module.content_weight (now "
                 f"{self.content_weight:g}); and check the content images are not blank"
             )
 

@@ -12,7 +12,8 @@ Two things differ between a tile and the whole image:
    image, close for photographs (their statistics are roughly scale-invariant) but not exact;
    exact ones would take a tiled pass per norm layer (16), and refining them with one extra
    tiled pass makes things worse (measured), because each layer's statistics must come from
-   the same pass as those of the layers before it.
+   the same pass as those of the layers before it. The statistics pass and the tiles run
+   ``Stylizer.infer`` (one image at a time), whose ``norm`` step records and then freezes them.
 2. **Borders.** Near a tile's edge the convolutions see reflection padding instead of the
    neighbouring pixels (the receptive field reaches ~54 px; the error fades to ~0 at ~48 px).
    Tiles overlap by ``overlap`` pixels; towards an inner edge a tile's blending weight is 0 over
@@ -26,13 +27,10 @@ Example::
 """
 
 import math
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from miro.models.stylizer import ConditionalInstanceNorm2d, Stylizer
 from miro.style.errors import SettingsError
@@ -76,61 +74,23 @@ class Tiling:
         return bool(self.enabled)
 
 
-class _RecordingNorm(nn.Module):
-    """Instance norm (no affine) that keeps the per-image mean and variance it used."""
-
-    def __init__(self, eps: float) -> None:
-        super().__init__()
-        self.eps = eps
-        self.statistics: tuple[torch.Tensor, torch.Tensor] | None = None
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        var, mean = torch.var_mean(x, dim=(2, 3), correction=0, keepdim=True)
-        self.statistics = (mean, var)
-        return (x - mean) * torch.rsqrt(var + self.eps)
-
-
-class _FrozenNorm(nn.Module):
-    """Instance norm (no affine) with statistics given from outside."""
-
-    def __init__(self, statistics: tuple[torch.Tensor, torch.Tensor], eps: float) -> None:
-        super().__init__()
-        self.mean, var = statistics
-        self.inv_std = torch.rsqrt(var + eps)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return (x - self.mean) * self.inv_std
-
-
-@contextmanager
-def _replaced_norms(
-    stylizer: Stylizer, make: Callable[[int, float], nn.Module]
-) -> Iterator[list[nn.Module]]:
-    """Swap the plain instance norm inside every conditional norm for ``make(index, eps)``."""
-    conditional = [m for m in stylizer.modules() if isinstance(m, ConditionalInstanceNorm2d)]
-    originals = [m.norm for m in conditional]
-    try:
-        for index, module in enumerate(conditional):
-            module.norm = make(index, module.norm.eps)
-        yield [module.norm for module in conditional]
-    finally:
-        for module, original in zip(conditional, originals, strict=True):
-            module.norm = original
-
-
 def norm_statistics(
-    stylizer: Stylizer, images: torch.Tensor, weights: torch.Tensor, max_pixels: int
-) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    """Each norm's per-image ``(mean, var)``, ``(B, C, 1, 1)``, over the whole image, measured
-    on ``images`` downscaled (area) to at most ``max_pixels``."""
-    height, width = images.shape[-2:]
+    stylizer: Stylizer, image: torch.Tensor, weights: torch.Tensor, max_pixels: int
+) -> dict[ConditionalInstanceNorm2d, tuple[torch.Tensor, torch.Tensor]]:
+    """Each norm's ``(mean, var)``, ``(C,)``, over the whole of one ``image`` ``(1, 3, H, W)``,
+    measured on it downscaled (area) to at most ``max_pixels``."""
+    height, width = image.shape[-2:]
     scale = min(1.0, math.sqrt(max_pixels / (height * width)))
     if scale < 1:
         size = (max(8, round(height * scale / 4) * 4), max(8, round(width * scale / 4) * 4))
-        images = F.interpolate(images, size=size, mode="area")
-    with _replaced_norms(stylizer, lambda _, eps: _RecordingNorm(eps)) as recorders:
-        stylizer(images, weights)
-    return [recorder.statistics for recorder in recorders]
+        image = F.interpolate(image, size=size, mode="area")
+    statistics = {}
+
+    def record(norm: ConditionalInstanceNorm2d, x: torch.Tensor, row: torch.Tensor) -> None:
+        statistics[norm] = norm.normalize_(x, row)
+
+    stylizer.infer(image, weights, norm=record)
+    return statistics
 
 
 def tile_starts(length: int, tile: int, overlap: int) -> list[int]:
@@ -169,21 +129,31 @@ def tiled_forward(
 
     ``images`` ``(B, 3, H, W)`` in [0, 1] with H, W multiples of 4; ``weights`` ``(B, N)``.
     """
-    height, width = images.shape[-2:]
-    statistics = norm_statistics(stylizer, images, weights, tiling.above_pixels)
-    total = images.new_zeros(images.shape)
-    norm = images.new_zeros((1, 1, height, width))
+    rows = zip(images.split(1), weights.split(1), strict=True)
+    return torch.cat([_tiled_image(stylizer, image, row, tiling) for image, row in rows])
+
+
+def _tiled_image(
+    stylizer: Stylizer, image: torch.Tensor, weights: torch.Tensor, tiling: Tiling
+) -> torch.Tensor:
+    height, width = image.shape[-2:]
+    statistics = norm_statistics(stylizer, image, weights, tiling.above_pixels)
+
+    def frozen(norm: ConditionalInstanceNorm2d, x: torch.Tensor, row: torch.Tensor) -> None:
+        norm.normalize_(x, row, *statistics[norm])
+
+    total = image.new_zeros(image.shape)
+    coverage = image.new_zeros((1, 1, height, width))
     tile, overlap = tiling.tile_size, tiling.overlap
     rows, columns = tile_starts(height, tile, overlap), tile_starts(width, tile, overlap)
-    with _replaced_norms(stylizer, lambda i, eps: _FrozenNorm(statistics[i], eps)):
-        for top in rows:
-            bottom = min(top + tile, height)
-            row_weights = ramp(bottom - top, overlap, top > 0, bottom < height)
-            for left in columns:
-                right = min(left + tile, width)
-                column_weights = ramp(right - left, overlap, left > 0, right < width)
-                window = (row_weights[:, None] * column_weights[None, :]).to(images)
-                out = stylizer(images[..., top:bottom, left:right], weights)
-                total[..., top:bottom, left:right] += out * window
-                norm[..., top:bottom, left:right] += window
-    return total / norm
+    for top in rows:
+        bottom = min(top + tile, height)
+        row_weights = ramp(bottom - top, overlap, top > 0, bottom < height)
+        for left in columns:
+            right = min(left + tile, width)
+            column_weights = ramp(right - left, overlap, left > 0, right < width)
+            window = (row_weights[:, None] * column_weights[None, :]).to(image)
+            out = stylizer.infer(image[..., top:bottom, left:right], weights, norm=frozen)
+            total[..., top:bottom, left:right] += out * window
+            coverage[..., top:bottom, left:right] += window
+    return total / coverage
