@@ -4,8 +4,9 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.install-stamp
 DEMO_DIR ?= data/demo
+DEMO_OUT ?= outputs/demo
 
-.PHONY: install demo test lint format clean
+.PHONY: install chromium demo test lint format clean
 
 install: $(STAMP)
 
@@ -22,13 +23,32 @@ format: install
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
-test: install lint
+# The gallery test renders the page in Debian's chromium.
+chromium:
+	command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium)
+
+test: install lint chromium
 	$(VENV)/bin/pytest
+
+ENCODER := $(DEMO_OUT)/encoder/checkpoints/last.ckpt
+STYLIZER := $(DEMO_OUT)/stylizer/checkpoints/last.ckpt
+PHOTO = $$(ls $(DEMO_DIR)/photos/*.jpg | head -1)
+DREAM := $(PY) -m miro.dream ckpt=$(ENCODER) max_size=192 settings.octaves=3
 
 demo: install
 	$(PY) -m data_pipeline.synthetic out=$(DEMO_DIR)/raw num_posts=1500 seed=0 generator=learnable
 	$(PY) -m data_pipeline.build raw=$(DEMO_DIR)/raw out=$(DEMO_DIR)/dataset
-	$(PY) -m miro.train +experiment=synthetic_demo data.dataset_dir=$(DEMO_DIR)/dataset
+	rm -rf $(DEMO_OUT)
+	$(PY) -m miro.train +experiment=synthetic_demo data.dataset_dir=$(DEMO_DIR)/dataset hydra.run.dir=$(DEMO_OUT)/encoder
+	$(PY) -m data_pipeline.synthetic out=$(DEMO_DIR)/styles num_posts=3 seed=1 generator.min_motifs=3
+	$(PY) -m data_pipeline.synthetic out=$(DEMO_DIR)/photos num_posts=4 seed=2
+	$(PY) -m miro.train +experiment=synthetic_style_demo data.dataset_dir=$(DEMO_DIR)/dataset style_set.dir=$(DEMO_DIR)/styles hydra.run.dir=$(DEMO_OUT)/stylizer
+	$(PY) -m miro.stylize ckpt=$(STYLIZER) input=$(DEMO_DIR)/photos output=$(DEMO_OUT)/stylized style=all
+	$(PY) -m miro.stylize ckpt=$(STYLIZER) input=$(DEMO_DIR)/photos output=$(DEMO_OUT)/mix 'mix={0: 0.5, 2: 0.5}'
+	$(DREAM) input=$(PHOTO) layers=all output=$(DEMO_OUT)/dreams/layers
+	$(DREAM) objective=text words=star size=192 output=$(DEMO_OUT)/dreams/text
+	$(DREAM) input=$(PHOTO) stylize.ckpt=$(STYLIZER) stylize.style=0 output=$(DEMO_OUT)/composition
+	$(PY) -m miro.gallery root=$(DEMO_OUT)
 
 clean:
 	rm -rf outputs multirun .pytest_cache .ruff_cache

@@ -1,5 +1,8 @@
 """Train a model: `python -m miro.train +experiment=instagram_text data.dataset_dir=DIR`."""
 
+import json
+from pathlib import Path
+
 import hydra
 import pytorch_lightning as pl
 from hydra.utils import instantiate
@@ -10,7 +13,8 @@ from miro.lit.loggers import finish_loggers
 
 
 def train(cfg: DictConfig) -> dict[str, float]:
-    """Fit ``cfg.module`` on ``cfg.data`` with ``cfg.trainer``; returns the final metrics."""
+    """Fit ``cfg.module`` on ``cfg.data`` with ``cfg.trainer``; returns the final metrics, also
+    written to ``<output dir>/metrics.json`` (read by the demo's gallery and by sweeps)."""
     pl.seed_everything(cfg.seed, workers=True)
     datamodule = instantiate(cfg.data)
     module = instantiate(cfg.module)
@@ -27,6 +31,9 @@ def train(cfg: DictConfig) -> dict[str, float]:
         for results in trainer.test(module, datamodule=datamodule, ckpt_path=best):
             metrics.update(results)
     finish_loggers(loggers)
+    if trainer.is_global_zero:
+        output = Path(cfg.paths.output_dir) / "metrics.json"
+        output.write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
     return metrics
 
 

@@ -1,12 +1,26 @@
 """Shared fixtures: the real Hydra configs, composed as a user's command line would."""
 
+import functools
+import shutil
+import warnings
 from pathlib import Path
 
 import pytest
+import pytorch_lightning as pl
+import torch
 from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+from miro.lit.text_supervised import TextSupervisedEncoder
+from miro.losses import SigmoidCrossEntropy
+from miro.models.googlenet import GoogLeNetEncoder
+from miro.text.lda import TopicEmbedder
+from miro.text.targets import fit_text_targets
+from miro.text.tokenize import CaptionTokenizer
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"
@@ -47,3 +61,74 @@ def synthetic_dataset(tmp_path_factory) -> Path:
     generate_posts(root / "raw", num_posts=600, seed=0, settings=settings)
     build_dataset(root / "raw", root / "dataset", tokenizer, progress=False)
     return root / "dataset"
+
+
+TINY_CAPTIONS = [
+    "red star over the blue moon",
+    "a bird and a red star",
+    "blue moon, black ladder",
+    "the sun and the bird",
+    "ladder to the red sun",
+    "star star moon bird",
+    "black bird, blue sun",
+    "moon ladder star",
+]
+
+
+class _TinyPosts(pl.LightningDataModule):
+    """Eight 32 px posts with LDA targets, fitted and copied as ``InstagramDataModule`` does."""
+
+    def __init__(self, root) -> None:
+        super().__init__()
+        self.text = TopicEmbedder(
+            CaptionTokenizer(), num_topics=4, no_below=1, no_above=1.0, iterations=100
+        )
+        ids = [str(i) for i in range(len(TINY_CAPTIONS))]
+        self.targets = fit_text_targets(
+            self.text, ids, ["train"] * len(ids), TINY_CAPTIONS, root / "cache"
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        images = torch.rand(
+            len(TINY_CAPTIONS), 3, 32, 32, generator=torch.Generator().manual_seed(0)
+        )
+        targets = torch.from_numpy(self.targets.vectors)
+        return DataLoader(TensorDataset(images, targets, torch.arange(len(images))), batch_size=4)
+
+
+def keep_scale(encoder: GoogLeNetEncoder) -> GoogLeNetEncoder:
+    """He-initialized convolutions, so random activations neither vanish nor explode."""
+    for module in encoder.modules():
+        if isinstance(module, nn.Conv2d):
+            nn.init.kaiming_normal_(module.weight, nonlinearity="relu")
+    return encoder
+
+
+@pytest.fixture(scope="session")
+def encoder_checkpoint(tmp_path_factory):
+    """``<run>/checkpoints/last.ckpt`` after one training step, ``<run>/text_model`` beside."""
+    root = tmp_path_factory.mktemp("encoder")
+    run = root / "run"
+    posts = _TinyPosts(root)
+    shutil.copytree(posts.targets.directory, run / "text_model")
+    torch.manual_seed(0)
+    module = TextSupervisedEncoder(
+        keep_scale(GoogLeNetEncoder(embed_dim=4)),
+        SigmoidCrossEntropy(),
+        optimizer=functools.partial(torch.optim.SGD, lr=1e-3),
+    )
+    trainer = pl.Trainer(
+        accelerator="cpu",
+        max_steps=1,
+        default_root_dir=run,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        limit_val_batches=0,
+    )
+    with warnings.catch_warnings():  # no validation loop here, on purpose
+        warnings.simplefilter("ignore", UserWarning)
+        trainer.fit(module, datamodule=posts)
+    trainer.save_checkpoint(run / "checkpoints" / "last.ckpt")
+    return run / "checkpoints" / "last.ckpt", module

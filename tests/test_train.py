@@ -89,6 +89,7 @@ def test_train_reports_retrieval_and_writes_checkpoints(compose_train, synthetic
     assert len(list((run / "checkpoints").glob("epoch*.ckpt"))) == 1
     assert (run / "text_model" / "targets.npy").is_file()
     assert "val/map" in (run / "csv" / "version_0" / "metrics.csv").read_text()
+    assert json.loads((run / "metrics.json").read_text()) == pytest.approx(metrics)
 
 
 def test_ddp_sim_trains_on_two_processes(compose_train, synthetic_dataset):

@@ -65,6 +65,40 @@ class TextSupervisedEncoder(pl.LightningModule):
             return optimizer
         return {"optimizer": optimizer, "lr_scheduler": self.scheduler_factory(optimizer)}
 
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        """Record what a loader needs beside the weights (read by
+        ``miro.dream.checkpoint.load_encoder``)::
+
+            checkpoint["encoder"] = {"format": 1, "class": "miro.models.googlenet.GoogLeNetEncoder",
+                "embed_dim": int, "transform_input": bool, "to_text_space": "<class path>",
+                "text_model": {"class": "<class path>", "run_dir_path": "text_model/model",
+                               "cache_path": "<absolute dir>"} or None}
+        """
+
+        def class_path(obj: object) -> str:
+            return f"{type(obj).__module__}.{type(obj).__qualname__}"
+
+        net = getattr(self.encoder, "net", None)
+        meta = {"format": 1, "class": class_path(self.encoder), "to_text_space": None}
+        if net is not None and hasattr(net, "fc"):
+            meta["embed_dim"] = int(net.fc.out_features)
+            meta["transform_input"] = bool(getattr(net, "transform_input", False))
+        if hasattr(self.loss, "to_text_space"):
+            meta["to_text_space"] = class_path(self.loss)
+        datamodule = getattr(self._trainer, "datamodule", None) if self._trainer else None
+        text = getattr(datamodule, "text", None)
+        meta["text_model"] = None
+        if text is not None:
+            targets = getattr(datamodule, "targets", None)
+            directory = getattr(targets, "directory", None)
+            meta["text_model"] = {
+                "class": class_path(text),
+                # InstagramDataModule copies the fitted text model into <run dir>/text_model/.
+                "run_dir_path": "text_model/model",
+                "cache_path": str(directory / "model") if directory is not None else None,
+            }
+        checkpoint["encoder"] = meta
+
     def _eval_step(self, split: str, batch: tuple) -> None:
         images, targets, indices = batch
         outputs = self.encoder(images)

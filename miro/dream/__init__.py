@@ -1,0 +1,77 @@
+"""DeepDream (Mordvintsev, Olah and Tyka, Google 2015) on named layers of our networks.
+
+Plain torch: a dream model (named layers, run only as deep as needed), composable objectives,
+the octave loop with jitter and tiled gradients, zoom frames and a video writer. Images are
+``(B, 3, H, W)`` float RGB in [0, 1] everywhere.
+
+Example::
+
+    from miro.dream import DreamSettings, dream, googlenet, parse_objective
+
+    model = googlenet(weights="IMAGENET1K_V1")
+    objective = parse_objective("layer(inception4c)", model)
+    image = dream(model, photo, objective, DreamSettings(octaves=4), seed=0, progress=True)
+"""
+
+from miro.dream.checkpoint import EncoderCheckpointError, LoadedEncoder, load_encoder, text_encoder
+from miro.dream.models import DreamModel, from_encoder, googlenet, vgg16
+from miro.dream.objectives import (
+    Objective,
+    channel,
+    guide,
+    guide_features,
+    layer,
+    neuron,
+    text,
+)
+from miro.dream.octaves import (
+    DreamSettings,
+    dream,
+    dream_layers,
+    dream_octaves,
+    dream_step,
+    noise_image,
+    octave_sizes,
+)
+from miro.dream.parse import parse_objective
+from miro.dream.progress import DreamProgress, ProgressBar
+from miro.dream.text_space import model_text_vector, text_vector
+from miro.dream.tiling import objective_gradient, tile_spans
+from miro.dream.video import to_uint8, write_video
+from miro.dream.zoom import zoom_frames, zoom_rotate
+
+__all__ = [
+    "DreamModel",
+    "DreamProgress",
+    "DreamSettings",
+    "EncoderCheckpointError",
+    "LoadedEncoder",
+    "Objective",
+    "ProgressBar",
+    "channel",
+    "dream",
+    "dream_layers",
+    "dream_octaves",
+    "dream_step",
+    "from_encoder",
+    "googlenet",
+    "guide",
+    "guide_features",
+    "layer",
+    "load_encoder",
+    "model_text_vector",
+    "neuron",
+    "noise_image",
+    "objective_gradient",
+    "octave_sizes",
+    "parse_objective",
+    "text",
+    "text_encoder",
+    "text_vector",
+    "tile_spans",
+    "to_uint8",
+    "vgg16",
+    "write_video",
+    "zoom_frames",
+    "zoom_rotate",
+]

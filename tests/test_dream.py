@@ -1,0 +1,290 @@
+"""DeepDream on real networks with random weights, tiny images and a few steps, on the CPU."""
+
+import logging
+
+import imageio.v2 as imageio
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from miro.dream import (
+    DreamSettings,
+    EncoderCheckpointError,
+    ProgressBar,
+    channel,
+    dream,
+    dream_layers,
+    dream_octaves,
+    googlenet,
+    guide,
+    guide_features,
+    layer,
+    load_encoder,
+    neuron,
+    noise_image,
+    objective_gradient,
+    octave_sizes,
+    parse_objective,
+    text,
+    text_vector,
+    tile_spans,
+    vgg16,
+    write_video,
+    zoom_frames,
+    zoom_rotate,
+)
+
+QUICK = DreamSettings(octaves=2, steps=6)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Tiny images are thread overhead: one thread is several times faster here, and much
+    faster again on a busy machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def net():
+    torch.manual_seed(0)
+    return googlenet(weights=None)
+
+
+def score(objective, model, images) -> float:
+    with torch.no_grad():
+        return objective(model(images, objective.layers)).sum().item()
+
+
+def test_layer_objective_at_least_doubles(net):
+    start = noise_image(64, 64, seed=1)
+    objective = layer("inception4c")
+    dreamed = dream(net, start, objective, QUICK, seed=0)
+    assert dreamed.shape == start.shape
+    assert dreamed.min() >= 0 and dreamed.max() <= 1
+    assert score(objective, net, dreamed) >= 2 * score(objective, net, start)
+
+
+def test_channel_neuron_and_guide_objectives_rise(net):
+    start = noise_image(64, 64, seed=2)
+    with torch.no_grad():
+        maps = net(start, ["inception4b"])["inception4b"]
+    alive = int(maps[0, :, maps.shape[2] // 2, maps.shape[3] // 2].argmax())  # not a dead ReLU
+    guide_image = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(3))
+    for objective in (
+        channel("inception4b", alive),
+        neuron("inception4b", alive),
+        guide("inception4b", guide_features(net, guide_image, "inception4b")),
+    ):
+        settings = DreamSettings(octaves=1, steps=6)
+        before = score(objective, net, start)
+        after = score(objective, net, dream(net, start, objective, settings, seed=0))
+        assert after > before + 0.2 * abs(before), objective
+
+
+def test_vgg16_dreams_and_reads_conv_layers():
+    model = vgg16(weights=None)
+    start = noise_image(48, 48, seed=4)
+    objective = layer("conv3_1")
+    dreamed = dream(model, start, objective, DreamSettings(octaves=1, steps=4), seed=0)
+    assert score(objective, model, dreamed) > 1.2 * score(objective, model, start)
+    with torch.no_grad():
+        acts = model(start, ["conv3_1", "relu3_1"])
+    assert (acts["conv3_1"] < 0).any(), "a ReLU in place would have changed the conv output"
+    assert torch.equal(acts["relu3_1"], acts["conv3_1"].clamp(min=0))
+
+
+def test_objectives_add_and_scale(net):
+    images = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(5))
+    combined = 0.7 * layer("inception4c") + 0.3 * channel("inception3a", 5) - neuron("conv2", 1)
+    assert combined.layers == {"inception4c", "inception3a", "conv2"}
+    with torch.no_grad():
+        acts = net(images, combined.layers)
+    expected = (0.7 * layer("inception4c")(acts) + 0.3 * channel("inception3a", 5)(acts)) - neuron(
+        "conv2", 1
+    )(acts)
+    torch.testing.assert_close(combined(acts), expected)
+    assert sum([layer("conv1"), layer("conv2")]).layers == {"conv1", "conv2"}
+    parsed = parse_objective("0.7*layer(inception4c) + 0.3*channel(inception3a, 5)", net)
+    torch.testing.assert_close(parsed(acts), (combined + neuron("conv2", 1))(acts))
+    assert parse_objective("", net).layers == {net.default_layer}
+
+
+def test_the_network_stops_at_the_deepest_layer_read(net):
+    ran = []
+    hooks = [
+        getattr(net.net, name).register_forward_hook(lambda *_, name=name: ran.append(name))
+        for name in ("inception4b", "inception4c", "inception4d", "inception5a")
+    ]
+    try:
+        with torch.no_grad():
+            acts = net(torch.rand(1, 3, 64, 64), ["inception4c.branch2", "inception3a"])
+    finally:
+        for hook in hooks:
+            hook.remove()
+    assert ran == ["inception4b"]  # 4c ran branch by branch, and only its branch 2
+    with torch.no_grad():
+        whole = net(torch.rand(1, 3, 64, 64), ["inception4c", "inception4c.branch1"])
+    torch.testing.assert_close(whole["inception4c"][:, :128], whole["inception4c.branch1"])
+    assert set(acts) == {"inception4c.branch2", "inception3a"}
+
+
+def test_a_bad_layer_name_lists_the_valid_ones(net):
+    with pytest.raises(ValueError, match=r"inception9.*valid layers: conv1, .*inception4c,"):
+        dream(net, torch.rand(1, 3, 64, 64), layer("inception9"))
+    with pytest.raises(ValueError, match=r"relu9_9.*valid layers: conv1_1, relu1_1,"):
+        vgg16(weights=None)(torch.rand(1, 3, 32, 32), ["relu9_9"])
+    with pytest.raises(ValueError, match="text-supervised encoders"):
+        parse_objective("layer(output)", net)
+    with pytest.raises(ValueError, match="unknown term"):
+        parse_objective("deep(inception4c)", net)
+
+
+def test_tiled_and_untiled_gradients_agree(net):
+    images = torch.rand(1, 3, 96, 80, generator=torch.Generator().manual_seed(6))
+    objective = layer("inception3b")
+    whole = objective_gradient(net, objective, images, tile_size=None)
+    assert torch.equal(objective_gradient(net, objective, images, tile_size=96), whole)
+    tiled = objective_gradient(net, objective, images, tile_size=48)  # 2 x 2 tiles
+    tiled, whole = tiled.flatten() / tiled.abs().max(), whole.flatten() / whole.abs().max()
+    assert torch.nn.functional.cosine_similarity(tiled, whole, 0) > 0.7  # differ near tile borders
+    one_tile = DreamSettings(octaves=2, steps=3, tile_size=512)
+    untiled = DreamSettings(octaves=2, steps=3, tile_size=None)
+    assert torch.equal(dream(net, images, settings=one_tile), dream(net, images, settings=untiled))
+    assert tile_spans(100, 48) == [(0, 33), (33, 67), (67, 100)]
+    assert tile_spans(100, None) == tile_spans(100, 100) == [(0, 100)]
+
+
+def test_a_large_image_dreams_in_tiles(net):
+    images = noise_image(80, 136, seed=7)
+    settings = DreamSettings(octaves=1, steps=2, tile_size=48, jitter=4)
+    dreamed = dream(net, images, settings=settings, seed=0)
+    assert dreamed.shape == images.shape and not torch.equal(dreamed, images)
+
+
+def test_octave_sizes_follow_the_scale(net):
+    assert octave_sizes(512, 384, 4, 1.4) == [(187, 140), (261, 196), (366, 274), (512, 384)]
+    images = torch.rand(1, 3, 90, 70)
+    settings = DreamSettings(octaves=3, octave_scale=1.5, steps=1)
+    sizes = [tuple(image.shape[-2:]) for image in dream_octaves(net, images, settings=settings)]
+    assert sizes == [(40, 31), (60, 47), (90, 70)]
+    with pytest.raises(ValueError, match="fewer octaves"):
+        octave_sizes(32, 32, 4, 1.4)
+
+
+def test_same_seed_same_image(net):
+    images = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(8))
+    settings = DreamSettings(octaves=2, steps=2)
+    first = dream(net, images, settings=settings, seed=3)
+    assert torch.equal(first, dream(net, images, settings=settings, seed=3))
+    assert not torch.equal(first, dream(net, images, settings=settings, seed=4))
+    assert torch.equal(noise_image(8, 8, seed=1), noise_image(8, 8, seed=1))
+
+
+def test_progress_reports_every_step(net):
+    events = []
+    dream(net, torch.rand(1, 3, 48, 48), settings=QUICK, progress=events.append)
+    assert len(events) == QUICK.octaves * QUICK.steps
+    assert (events[-1].octave, events[-1].step, events[-1].size) == (1, QUICK.steps, (48, 48))
+    bar = ProgressBar(disable=True)
+    dream(net, torch.rand(1, 3, 48, 48), settings=QUICK, progress=bar)
+    assert bar.bar is None  # closed after the last step
+
+
+def test_dream_layers_dreams_each_layer(net):
+    images = torch.rand(1, 3, 48, 48)
+    settings = DreamSettings(octaves=1, steps=1)
+    dreams = dict(dream_layers(net, images, ["conv2", "inception3a"], settings))
+    assert list(dreams) == ["conv2", "inception3a"]
+    assert not torch.equal(dreams["conv2"], dreams["inception3a"])
+
+
+def test_zoom_writes_frames_as_gif_and_mp4(net, tmp_path):
+    settings = DreamSettings(octaves=1, steps=1)
+    frames = list(zoom_frames(net, noise_image(48, 64, seed=9), None, settings, 3, 1.1, 2.0))
+    assert len(frames) == 3 and all(frame.shape == (1, 3, 48, 64) for frame in frames)
+    assert write_video(frames, tmp_path / "zoom.gif", fps=5) == 3
+    with Image.open(tmp_path / "zoom.gif") as gif:
+        assert (gif.n_frames, gif.size) == (3, (64, 48))
+    assert write_video(iter(frames), tmp_path / "zoom.mp4", fps=5) == 3
+    with imageio.get_reader(tmp_path / "zoom.mp4") as reader:
+        read = [frame for frame in reader]
+    assert len(read) == 3 and read[0].shape == (48, 64, 3)
+    with pytest.raises(ValueError, match="suffix"):
+        write_video(frames, tmp_path / "zoom.avi")
+
+
+def test_zoom_rotate_is_identity_at_rest():
+    images = torch.rand(1, 3, 20, 30)
+    torch.testing.assert_close(zoom_rotate(images, 1.0, 0.0), images)
+    zoomed = zoom_rotate(images, 2.0)
+    assert zoomed.shape == images.shape and not torch.allclose(zoomed, images)
+
+
+def test_random_weights_are_said_in_the_log(caplog):
+    with caplog.at_level(logging.WARNING):
+        googlenet(weights=None)
+    assert "random weights" in caplog.text
+
+
+# The text-supervised encoder, saved by a real Lightning fit (conftest) and read back.
+
+
+def test_the_checkpoint_records_what_the_loader_needs(encoder_checkpoint):
+    path, module = encoder_checkpoint
+    meta = torch.load(path, weights_only=True)["encoder"]
+    assert meta["class"] == "miro.models.googlenet.GoogLeNetEncoder"
+    assert (meta["embed_dim"], meta["transform_input"]) == (4, False)
+    assert meta["to_text_space"] == "miro.losses.SigmoidCrossEntropy"
+    assert meta["text_model"]["class"] == "miro.text.lda.TopicEmbedder"
+    loaded = load_encoder(path)
+    images = torch.rand(2, 3, 64, 64)
+    with torch.no_grad():
+        expected = module.eval()(images)
+        torch.testing.assert_close(loaded.to_text_space(loaded.encoder(images)), expected)
+        torch.testing.assert_close(loaded.dream_model()(images, ["output"])["output"], expected)
+    vector = text_vector(loaded.text_model, "red star")
+    assert vector.shape == (4,) and torch.isclose(vector.sum(), torch.tensor(1.0))
+    # Topics lie in [0, 1] already; gensim's inference starts at random, hence the tolerance.
+    torch.testing.assert_close(loaded.text_vector("red star"), vector, atol=1e-3, rtol=0)
+    with pytest.raises(ValueError, match=r"does not know 'zebra', 'giraffe'"):
+        text_vector(loaded.text_model, "zebra star giraffe")
+
+
+def test_an_older_checkpoint_loads_by_inference(encoder_checkpoint, tmp_path):
+    path, _ = encoder_checkpoint
+    state = torch.load(path, weights_only=True)
+    old = tmp_path / "run" / "checkpoints" / "old.ckpt"
+    old.parent.mkdir(parents=True)
+    torch.save({"state_dict": state["state_dict"]}, old)
+    loaded = load_encoder(old)  # no text model beside it: still dreams on layers
+    assert loaded.embed_dim == 4 and loaded.text_model is None
+    with pytest.raises(ValueError, match=r"text model of .* was not found"):
+        parse_objective("text(star)", loaded.dream_model())
+    assert load_encoder(old, text_model_dir=path.parents[1] / "text_model" / "model").text_model
+    with pytest.raises(EncoderCheckpointError, match="does not exist"):
+        load_encoder(tmp_path / "none.ckpt")
+
+
+def test_the_text_objective_raises_the_cosine_to_the_text_vector(encoder_checkpoint):
+    loaded = load_encoder(encoder_checkpoint[0])
+    model = loaded.dream_model()
+    vector = loaded.text_vector("bird")
+    start = noise_image(64, 64, seed=10)
+
+    def cosine(images: torch.Tensor) -> float:
+        with torch.no_grad():
+            embedding = loaded.to_text_space(loaded.encoder(images))
+        return torch.nn.functional.cosine_similarity(embedding, vector[None]).item()
+
+    # No jitter: on a 64 px image, a global objective of a random network is far from
+    # shift-invariant, so a gradient taken on a rolled image helps the image itself little.
+    settings = DreamSettings(octaves=1, steps=10, jitter=0)
+    dreamed = dream(model, start, text(vector), settings, seed=0)
+    assert cosine(dreamed) > cosine(start) + 0.05
+    parsed = parse_objective("0.5 * text(bird) + 0.5 * layer(inception4c)", model)
+    assert parsed.layers == {"output", "inception4c"}
+    assert np.isfinite(score(parsed, model, start))
