@@ -4,26 +4,190 @@ Style transfer: Gram-matrix style, feature content and total-variation losses (G
 2016; Johnson et al. 2016; Dumoulin et al. 2017), plain functions of loss-network features.
 """
 
+import math
 from collections.abc import Mapping
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+# Text supervision. Every text loss takes the text model's raw vectors as targets (topic
+# distributions, mean word vectors: the cached artifact, shared by all losses) and owns the map
+# into the space it trains in, ``prepare_targets``, because that space is the loss's choice:
+# sigmoid cross-entropy needs [0, 1], the ranking and contrastive losses the unit sphere.
+# ``to_text_space(outputs)`` lands in that same space, so retrieval compares it with
+# ``prepare_targets(query vectors)``. ``prepare_targets`` is idempotent and applied inside
+# ``forward`` too, so targets prepared before or not are the same. A post whose target is all
+# zeros (no caption word in the text model's vocabulary) teaches nothing: every loss ignores it.
 
-class SigmoidCrossEntropy(nn.Module):
+
+def has_text(targets: torch.Tensor) -> torch.Tensor:
+    """``(B,)`` bool: the rows of ``targets`` ``(B, D)`` that are not all zeros."""
+    return targets.ne(0).any(dim=1)
+
+
+def same_text(texts: torch.Tensor) -> torch.Tensor:
+    """``(B, B)`` bool: pairs of unit-norm ``texts`` ``(B, D)`` that are the same vector, as
+    identical captions give (a zero row matches nothing, itself included)."""
+    return texts @ texts.T > 1 - 1e-5
+
+
+def _mean_over(values: torch.Tensor, keep: torch.Tensor, outputs: torch.Tensor) -> torch.Tensor:
+    """Mean of ``values`` where ``keep``; a zero that still depends on ``outputs`` (so backward
+    runs, with zero gradients) when nothing is kept."""
+    if keep.any():
+        return values[keep].mean()
+    return outputs.sum() * 0.0
+
+
+class TextLoss(nn.Module):
+    """A loss between encoder outputs ``(B, D)`` and text targets ``(B, D)``, with the maps of
+    both into the text space where retrieval compares images with text queries."""
+
+    def prepare_targets(self, vectors: torch.Tensor) -> torch.Tensor:
+        """The text model's vectors ``(N, D)`` → the targets this loss trains toward."""
+        raise NotImplementedError
+
+    def to_text_space(self, outputs: torch.Tensor) -> torch.Tensor:
+        """Encoder outputs ``(B, D)`` → the space of ``prepare_targets``."""
+        raise NotImplementedError
+
+
+class SigmoidCrossEntropy(TextLoss):
     """Sigmoid cross-entropy toward targets in [0, 1] (TextTopicNet, Gomez et al. 2017).
 
-    Topic distributions are already in [0, 1]; the prediction in the text space is the sigmoid
-    of the outputs.
+    A target row already in [0, 1] (a topic distribution) is used as it is; any other row (a
+    word2vec mean) is shifted by its minimum and divided by its maximum, as "Learning to Learn
+    from Web Data" (Gomez et al. 2018) did, so its smallest entry is 0 and its largest 1. The
+    prediction in the text space is the sigmoid of the outputs.
+
+    Example::
+
+        loss = SigmoidCrossEntropy()
+        value = loss(encoder(images), text_vectors)  # scalar
     """
 
+    def prepare_targets(self, vectors: torch.Tensor) -> torch.Tensor:
+        """Rows in [0, 1] as they are, others min-max scaled into [0, 1]; ``(N, D)``."""
+        vectors = vectors.float()
+        low = vectors.amin(dim=1, keepdim=True)
+        inside = (low >= 0) & (vectors.amax(dim=1, keepdim=True) <= 1)
+        shifted = vectors - low
+        span = shifted.amax(dim=1, keepdim=True)
+        scaled = torch.where(span > 0, shifted / span.clamp_min(1e-12), torch.zeros_like(shifted))
+        return torch.where(inside, vectors, scaled)
+
     def forward(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        """``outputs`` and ``targets`` ``(B, D)``; targets in [0, 1]. Returns a scalar."""
-        return F.binary_cross_entropy_with_logits(outputs, targets)
+        """``outputs`` ``(B, D)`` logits and raw ``targets`` ``(B, D)``. Returns a scalar."""
+        per_post = F.binary_cross_entropy_with_logits(
+            outputs.float(), self.prepare_targets(targets), reduction="none"
+        ).mean(dim=1)
+        return _mean_over(per_post, has_text(targets), outputs)
 
     def to_text_space(self, outputs: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(outputs)
+
+
+class _SphereLoss(TextLoss):
+    """Targets and outputs compared as directions: both L2-normalized."""
+
+    def prepare_targets(self, vectors: torch.Tensor) -> torch.Tensor:
+        """Unit-norm rows ``(N, D)``; zero rows stay zero."""
+        return F.normalize(vectors.float(), dim=1)
+
+    def to_text_space(self, outputs: torch.Tensor) -> torch.Tensor:
+        return F.normalize(outputs.float(), dim=1)
+
+
+class CosineRegression(_SphereLoss):
+    """Regression toward the direction of the text vector: ``1 − cos(output, target)``,
+    averaged over the batch's posts with text. In [0, 2]."""
+
+    def forward(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """``outputs`` and raw ``targets`` ``(B, D)``. Returns a scalar."""
+        texts = self.prepare_targets(targets)
+        cosine = (self.to_text_space(outputs) * texts).sum(dim=1)
+        return _mean_over(1 - cosine, has_text(targets), outputs)
+
+
+class TripletRanking(_SphereLoss):
+    """Ranking loss with a margin (InstaBarcelona, Gomez et al.): an image must lie closer to
+    its own caption's vector than to another post's, by ``margin`` in squared L2 between
+    L2-normalized vectors: ``max(0, margin + |a − t⁺|² − |a − t⁻|²)``.
+
+    Negatives are the other posts' text vectors in the batch, except those identical to the
+    positive (the same caption is no negative) and those of posts without text.
+
+    Args:
+        margin: in squared distance between unit vectors (in [0, 4]); 0.4 in the paper.
+        negatives: ``hardest`` (the closest negative of each image) or ``random`` (one drawn
+            uniformly per image).
+        seed: seeds the random draw; None draws from torch's global generator (seeded by
+            ``seed_everything``).
+    """
+
+    NEGATIVES = ("hardest", "random")
+
+    def __init__(self, margin: float = 0.4, negatives: str = "random", seed: int | None = None):
+        super().__init__()
+        if negatives not in self.NEGATIVES:
+            raise ValueError(f"loss.negatives={negatives!r}; choose among {list(self.NEGATIVES)}")
+        self.margin = margin
+        self.negatives = negatives
+        self.generator = None if seed is None else torch.Generator().manual_seed(seed)
+
+    def forward(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """``outputs`` and raw ``targets`` ``(B, D)``. Returns a scalar."""
+        anchors, texts = self.to_text_space(outputs), self.prepare_targets(targets)
+        valid = has_text(targets)
+        distances = (anchors[:, None, :] - texts[None, :, :]).square().sum(dim=2)  # (B, B)
+        candidates = valid[None, :] & ~same_text(texts)
+        if self.negatives == "hardest":
+            negative = distances.masked_fill(~candidates, math.inf).amin(dim=1)
+        else:
+            draw = torch.rand(candidates.shape, generator=self.generator).to(distances.device)
+            chosen = draw.masked_fill(~candidates, -1.0).argmax(dim=1, keepdim=True)
+            negative = distances.gather(1, chosen).squeeze(1)
+        positive = distances.diagonal()
+        hinge = F.relu(self.margin + positive - negative)
+        return _mean_over(hinge, valid & candidates.any(dim=1), outputs)
+
+
+class InfoNCE(_SphereLoss):
+    """Contrastive loss against the batch's fixed text vectors (CLIP, Radford et al. 2021, with
+    the text side locked as in LiT, Zhai et al. 2022): each image must pick its caption's vector
+    among the batch's, and each caption its image; cross-entropy over cosine similarities times
+    a learned scale ``exp(log_scale)`` (inverse temperature), kept in ``[1, max_scale]``.
+
+    Posts without text are left out. Another post with the identical text vector (the same
+    caption) is not a negative: its logit is masked, for both directions.
+
+    Args:
+        temperature: initial temperature (CLIP: 0.07).
+        max_scale: largest inverse temperature (CLIP: 100).
+    """
+
+    def __init__(self, temperature: float = 0.07, max_scale: float = 100.0) -> None:
+        super().__init__()
+        self.log_scale = nn.Parameter(torch.tensor(math.log(1 / temperature)))
+        self.max_log_scale = math.log(max_scale)
+
+    @property
+    def scale(self) -> torch.Tensor:
+        """The inverse temperature in use: ``exp(log_scale)`` clamped to ``[1, max_scale]``."""
+        return self.log_scale.clamp(0.0, self.max_log_scale).exp()
+
+    def forward(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """``outputs`` and raw ``targets`` ``(B, D)``. Returns a scalar."""
+        valid = has_text(targets)
+        if valid.sum() < 2:  # nothing to contrast with
+            return outputs.sum() * 0.0 + self.log_scale * 0.0
+        images = self.to_text_space(outputs[valid])
+        texts = self.prepare_targets(targets[valid])
+        duplicates = same_text(texts).fill_diagonal_(False)
+        logits = (self.scale * images @ texts.T).masked_fill(duplicates, -math.inf)
+        labels = torch.arange(len(logits), device=logits.device)
+        return (F.cross_entropy(logits, labels) + F.cross_entropy(logits.T, labels)) / 2
 
 
 # Style transfer. Convention (one for all of these): the loss network sees [0, 1] RGB images

@@ -10,6 +10,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytorch_lightning as pl
 import torch
+from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from torchvision.io import ImageReadMode, decode_image
 from torchvision.transforms import v2
@@ -83,6 +84,9 @@ class InstagramDataModule(pl.LightningDataModule):
         min_crop_scale: smallest area fraction of a random training crop.
         queries: words or phrases whose text-to-image retrieval is evaluated; a post is
             relevant when its caption holds every word of the query.
+        loss: the training loss (``miro.losses``); its ``prepare_targets`` puts the query
+            vectors in the space where its ``to_text_space`` puts images. None: queries as
+            the text model gives them.
     """
 
     def __init__(
@@ -95,6 +99,7 @@ class InstagramDataModule(pl.LightningDataModule):
         num_workers: int = 2,
         min_crop_scale: float = 0.5,
         queries: Sequence[str] = (),
+        loss: nn.Module | None = None,
     ) -> None:
         super().__init__()
         self.dataset_dir = Path(dataset_dir)
@@ -106,6 +111,7 @@ class InstagramDataModule(pl.LightningDataModule):
         self.num_workers = num_workers
         self.min_crop_scale = min_crop_scale
         self.query_texts = list(queries)
+        self.loss = loss
         self.targets: TextTargets | None = None
         self.datasets: dict[str, PostImages] = {}
         self.queries: dict[str, RetrievalQueries] = {}
@@ -151,7 +157,10 @@ class InstagramDataModule(pl.LightningDataModule):
         skipped = sorted(set(self.query_texts) - set(words))
         if skipped:
             log.info("retrieval queries outside the text vocabulary, skipped: %s", skipped)
-        return RetrievalQueries(words, embedder.transform(words), np.array(relevance, dtype=bool))
+        vectors = embedder.transform(words)
+        if self.loss is not None:
+            vectors = self.loss.prepare_targets(torch.from_numpy(vectors)).numpy()
+        return RetrievalQueries(words, vectors, np.array(relevance, dtype=bool))
 
     def ids(self, split: str) -> list[str]:
         """Post ids of ``split``, in the order its dataloader yields them."""

@@ -8,6 +8,7 @@ Example::
 
     embedder = TopicEmbedder(CaptionTokenizer(), num_topics=40).fit(train_captions)
     targets = embedder.transform(captions)  # (N, 40) float32, rows sum to 1
+    print(embedder.describe())               # the top words of each topic
 """
 
 import json
@@ -18,11 +19,17 @@ import numpy as np
 from gensim.corpora import Dictionary
 from gensim.models import LdaModel, LdaMulticore
 
+from miro.text.targets import TextModelSummary
 from miro.text.tokenize import CaptionTokenizer
 
 
 class TopicEmbedder:
     """Fit an LDA topic model with gensim and map captions to topic distributions.
+
+    ``fit`` first teaches the tokenizer the training captions' words (for hashtag splitting);
+    that vocabulary is saved and loaded with the model. A caption with no word in the filtered
+    vocabulary becomes the zero vector (not the prior's topic mixture, which says nothing about
+    it): every loss in ``miro.losses`` ignores such posts.
 
     Args:
         tokenizer: caption → words.
@@ -83,6 +90,7 @@ class TopicEmbedder:
         }
 
     def fit(self, captions: Sequence[str]) -> "TopicEmbedder":
+        self.tokenizer.learn_vocabulary(captions)
         documents = [self.tokenizer(caption) for caption in captions]
         dictionary = Dictionary(documents)
         dictionary.filter_extremes(
@@ -116,11 +124,14 @@ class TopicEmbedder:
         return word in self._fitted_dictionary().token2id
 
     def transform(self, captions: Sequence[str]) -> np.ndarray:
-        """Topic distributions, shape ``(len(captions), num_topics)``, float32, rows sum to 1."""
+        """Topic distributions, shape ``(len(captions), num_topics)``, float32, rows sum to 1;
+        zero rows for captions with no known word."""
         dictionary = self._fitted_dictionary()
         out = np.zeros((len(captions), self.num_topics), dtype=np.float32)
         for row, caption in enumerate(captions):
             bow = dictionary.doc2bow(self.tokenizer(caption))
+            if not bow:
+                continue
             for topic, probability in self.lda.get_document_topics(bow, minimum_probability=0.0):
                 out[row, topic] = probability
         return out
@@ -133,16 +144,25 @@ class TopicEmbedder:
             for topic in range(self.num_topics)
         ]
 
+    def describe(self, n: int = 10, probes: Sequence[str] | None = None) -> TextModelSummary:
+        """The ``n`` top words of every topic, one row a topic (``probes`` is unused: topics
+        describe themselves)."""
+        rows = [[topic, " ".join(words)] for topic, words in enumerate(self.top_words(n))]
+        return TextModelSummary("LDA topics", ["topic", "top words"], rows)
+
     def save(self, directory: Path) -> None:
         directory.mkdir(parents=True, exist_ok=True)
         self._fitted_dictionary().save(str(directory / "dictionary.gensim"))
         self.lda.save(str(directory / "lda.gensim"))
+        self.tokenizer.save_vocabulary(directory / "tokenizer_vocabulary.json")
         (directory / "params.json").write_text(json.dumps(self.params(), indent=2))
 
     @classmethod
     def load(cls, directory: Path) -> "TopicEmbedder":
         params = json.loads((directory / "params.json").read_text())
-        embedder = cls(CaptionTokenizer(**params.pop("tokenizer")), **params)
+        tokenizer = CaptionTokenizer(**params.pop("tokenizer"))
+        tokenizer.load_vocabulary(directory / "tokenizer_vocabulary.json")
+        embedder = cls(tokenizer, **params)
         embedder.dictionary = Dictionary.load(str(directory / "dictionary.gensim"))
         embedder.lda = LdaModel.load(str(directory / "lda.gensim"))
         return embedder

@@ -2,6 +2,11 @@
 
 The cache key is the hash of what produced the artifact (the embedder's parameters and every
 post's id, split and caption), so a second run on the same data reuses the fitted model.
+
+The cached vectors are the text model's own (topic distributions, mean word vectors): every
+loss maps them into its space itself (``miro.losses``), so one fitted model serves all losses.
+A caption with no word in the text model's vocabulary gets an all-zero vector; the losses
+ignore such posts.
 """
 
 import hashlib
@@ -21,8 +26,26 @@ from miro.text.tokenize import CaptionTokenizer
 log = logging.getLogger(__name__)
 
 
+@dataclass
+class TextModelSummary:
+    """What a fitted text model learned, as a table for a researcher to read.
+
+    ``wandb.Table(columns=summary.columns, data=summary.rows)`` logs it; ``str(summary)`` is
+    plain text for a log file.
+    """
+
+    title: str
+    columns: list[str]
+    rows: list[list]
+
+    def __str__(self) -> str:
+        lines = [self.title, " | ".join(self.columns)]
+        lines += [" | ".join(str(cell) for cell in row) for row in self.rows]
+        return "\n".join(lines)
+
+
 class TextEmbedder(Protocol):
-    """What a text model offers: fit on captions, map captions to vectors, persist."""
+    """What a text model offers: fit on captions, map captions to vectors, persist, describe."""
 
     dim: int
     tokenizer: CaptionTokenizer
@@ -31,6 +54,7 @@ class TextEmbedder(Protocol):
     def fit(self, captions: Sequence[str]) -> Self: ...
     def transform(self, captions: Sequence[str]) -> np.ndarray: ...
     def knows(self, word: str) -> bool: ...
+    def describe(self, n: int = 10, probes: Sequence[str] | None = None) -> TextModelSummary: ...
     def save(self, directory: Path) -> None: ...
     @classmethod
     def load(cls, directory: Path) -> Self: ...
@@ -82,12 +106,21 @@ def fit_text_targets(
         staging = Path(tempfile.mkdtemp(dir=cache_dir, prefix=".staging-"))
         embedder.save(staging / "model")
         (staging / "ids.json").write_text(json.dumps(list(ids)))
-        np.save(staging / "targets.npy", embedder.transform(captions))
+        vectors = embedder.transform(captions)
+        np.save(staging / "targets.npy", vectors)
+        empty = int((~vectors.any(axis=1)).sum())
+        if empty:
+            log.warning(
+                "%d of %d captions have no word in the text model's vocabulary: their targets "
+                "are zero vectors, which the losses ignore",
+                empty,
+                len(captions),
+            )
         try:
             staging.rename(directory)
         except OSError:  # another process finished the same artifact first
             shutil.rmtree(staging)
-        log.info("text model fitted and cached: %s", directory)
+        log.info("text model fitted and cached: %s\n%s", directory, embedder.describe())
     return load_text_targets(directory, type(embedder))
 
 
