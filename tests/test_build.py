@@ -163,19 +163,31 @@ def test_bad_posts_are_dropped_and_counted_while_the_rest_is_intact(tmp_path, to
     write_post(raw, 13, txt="🎨✨🔥 #joanmiro #miro #art @fundaciomiro")
     write_post(raw, 14, txt=None, json_caption=None)
     write_post(raw, 15, txt="Two words")
+    write_post(raw, 16, image=b"")  # a 0-byte image file
+    latin = write_post(raw, 17)  # a caption file that is not UTF-8
+    cp1252 = "Estrelles i ocells blaus a la nit, Miró".encode("cp1252")
+    (raw / f"{stem_at(17)}.txt").write_bytes(cp1252)
+    huge = write_post(raw, 18, txt="Red stars and blue birds over the moon. " * 26_000)  # ~1 MB
+    gif_only = write_post(raw, 19)  # its only image is a GIF, which posts on Instagram never are
+    (raw / f"{stem_at(19)}.jpg").unlink()
+    noise((64, 64), seed=19).save(raw / f"{stem_at(19)}.gif")
+    (raw / f"{stem_at(0)}.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42")  # a video beside a post
     (raw / "ground_truth.jsonl").write_text('{"id": 1}\n')
     (raw / f"{stem_at(0)}_comments.json").write_text("[]")
 
     report = build(raw.parent, out, tokenizer)
 
-    assert report.seen == 10
-    assert report.kept == 4
-    assert report.dropped == drops(report, no_caption=2, too_few_words=2, image_unreadable=2)
+    assert report.seen == 14  # the video, the comments and ground_truth.jsonl are not posts
+    assert report.kept == 6
+    assert report.dropped == drops(report, no_caption=2, too_few_words=2, image_unreadable=4)
     assert report.seen == report.kept + sum(report.dropped.values())
     table = read_manifest(out)
-    assert table.column("id").to_pylist() == sorted([*good, only_json])
+    assert table.column("id").to_pylist() == sorted([*good, only_json, latin, huge])
+    assert gif_only not in table.column("id").to_pylist()
     captions = by_id(out, "caption")
     assert captions[only_json] == "Pintura con estrellas y pájaros azules"
+    assert captions[latin].startswith("Estrelles i ocells blaus")  # undecodable bytes replaced
+    assert len(captions[huge]) > 1_000_000
     assert captions[good[0]] == GOOD_CAPTION
     for relative in table.column("image").to_pylist():
         with Image.open(out / relative) as image:
@@ -185,7 +197,7 @@ def test_bad_posts_are_dropped_and_counted_while_the_rest_is_intact(tmp_path, to
     written = json.loads((out / "report.json").read_text())
     assert written["dropped"] == report.dropped
     assert written["splits"] == report.splits
-    assert sum(report.splits.values()) == 4
+    assert sum(report.splits.values()) == 6
 
 
 def test_manifest_columns_types_and_values(tmp_path, tokenizer):

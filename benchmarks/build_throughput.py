@@ -12,7 +12,7 @@ Wall time is what a user waits, but on a shared machine it measures the neighbou
 each build's CPU seconds (its image workers included) are reported beside it, and an estimate
 for two idle cores: the CPU of every stage, the image stage's divided among its workers.
 
-    python benchmarks/build_speed.py --posts 1000 --repeats 3
+    python benchmarks/build_throughput.py --posts 2000 --repeats 3
 """
 
 import argparse
@@ -144,12 +144,12 @@ def bench_language(work: Path, args) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--posts", type=int, default=1000)
+    parser.add_argument("--posts", type=int, default=2000)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--captions", type=int, default=1000)
     parser.add_argument("--sizes", nargs="+", default=list(SIZES), choices=list(SIZES))
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="build_speed_") as directory:
+    with tempfile.TemporaryDirectory(prefix="build_throughput_") as directory:
         work = Path(directory)
         bench_language(work, args)
         for label in args.sizes:
