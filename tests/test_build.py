@@ -204,7 +204,8 @@ def test_manifest_columns_types_and_values(tmp_path, tokenizer):
     raw, out = tmp_path / "raw", tmp_path / "dataset"
     shortcode = write_post(raw, 0, txt="Mujer, pájaro y ESTRELLA #JoanMiro #Pintura #joanmiro")
     stem_id = write_post(raw, 1, metadata=False)
-    # instaloader would fetch a missing owner name from Instagram; the build must not.
+    # instaloader would fetch a missing owner name from Instagram; the build must not: the
+    # node's owner id names the owner instead (enough to cap prolific users).
     ownerless = write_post(raw, 2, owner=None)
 
     build(raw, out, tokenizer)
@@ -217,7 +218,7 @@ def test_manifest_columns_types_and_values(tmp_path, tokenizer):
     ]
     rows = {row["id"]: row for row in table.to_pylist()}
     assert sorted(rows) == table.column("id").to_pylist() == sorted([shortcode, stem_id, ownerless])
-    assert rows[ownerless]["owner"] is None
+    assert rows[ownerless]["owner"] == "id:42"
     full = rows[shortcode]
     assert full["language"] == "es"
     assert full["owner"] == "miro_fan"
