@@ -1,0 +1,81 @@
+"""Search a dataset's images by words or by an image with a trained encoder:
+`python -m miro.retrieve index ckpt=CKPT dataset_dir=DIR`, then
+`python -m miro.retrieve query ckpt=CKPT dataset_dir=DIR words="red star"`."""
+
+import sys
+
+import hydra
+from hydra.errors import InstantiationException
+from hydra.utils import instantiate
+from omegaconf import DictConfig
+
+from miro.dream.checkpoint import EncoderCheckpointError
+from miro.lit.data import DatasetNotFoundError
+from miro.retrieval import RetrievalError, build_index, query_sheet
+
+ACTIONS = ("index", "query")
+
+
+def hydra_arguments(argv: list[str]) -> list[str]:
+    """The command line as Hydra reads it: the first bare word as the action (``index ...`` →
+    ``action=index ...``), and ``text=...`` as ``words=...`` (Hydra would read ``text=`` as a
+    choice in the ``text`` config group)."""
+    if argv and argv[0] in ACTIONS:
+        argv = [f"action={argv[0]}", *argv[1:]]
+    return [f"words={arg[len('text=') :]}" if arg.startswith("text=") else arg for arg in argv]
+
+
+def run(cfg: DictConfig) -> str:
+    """Build the index (``action=index``) or answer a query (``action=query``); the report."""
+    if cfg.action not in ACTIONS:
+        raise RetrievalError(
+            "say what to do: `python -m miro.retrieve index ckpt=... dataset_dir=...` or "
+            f"`python -m miro.retrieve query ckpt=... words=WORDS` (got action={cfg.action})"
+        )
+    if cfg.ckpt is None:
+        raise RetrievalError(
+            "give the encoder checkpoint: ckpt=PATH (train one with "
+            "`python -m miro.train +experiment=instagram_text`)"
+        )
+    try:
+        settings = instantiate(cfg.index)
+    except InstantiationException as err:  # a bad index.* value: IndexSettings says which
+        raise err.__cause__ if isinstance(err.__cause__, RetrievalError) else err from None
+    embedding = {
+        "image_size": cfg.image_size,
+        "batch_size": cfg.batch_size,
+        "num_workers": cfg.num_workers,
+        "progress": cfg.progress,
+    }
+    loading = {"text_model_dir": cfg.text_model_dir, "device": cfg.device}
+    common = {"split": cfg.split, "index_dir": cfg.index_dir, "settings": settings}
+    if cfg.action == "index":
+        report = build_index(cfg.ckpt, cfg.dataset_dir, **common, **loading, **embedding)
+        return report.summary()
+    result = query_sheet(
+        cfg.ckpt,
+        text=None if cfg.words is None else str(cfg.words),  # words=2024 arrives as an int
+        image=cfg.image,
+        k=cfg.k,
+        output=cfg.output,
+        dataset_dir=cfg.dataset_dir,
+        build_if_missing=cfg.build_if_missing,
+        thumb_size=cfg.thumb_size,
+        **common,
+        **loading,
+        **embedding,
+    )
+    return result.summary()
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="retrieve")
+def main(cfg: DictConfig) -> None:
+    try:
+        print(run(cfg))
+    except (RetrievalError, EncoderCheckpointError, DatasetNotFoundError) as err:
+        raise SystemExit(f"error: {err}") from None
+
+
+if __name__ == "__main__":
+    sys.argv[1:] = hydra_arguments(sys.argv[1:])
+    main()

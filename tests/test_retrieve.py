@@ -1,0 +1,257 @@
+"""`python -m miro.retrieve`: a real encoder checkpoint (a short real fit), real faiss indexes,
+real queries, and the CLI as a user types it."""
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+import torch
+from conftest import compose_config
+from omegaconf import OmegaConf
+from PIL import Image
+
+from miro.retrieval import (
+    IndexMismatchError,
+    IndexMissingError,
+    IndexSettings,
+    Retriever,
+    UnknownWordsError,
+    build_index,
+    query_sheet,
+)
+from miro.retrieval.embed import embed_batch, load_query_image, resolve_image_size
+from miro.retrieval.store import StoredIndex, read_index
+from miro.retrieve import hydra_arguments, run
+from miro.train import train
+
+ROOT = Path(__file__).resolve().parents[1]
+FAST = {"num_workers": 0, "progress": False}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_torch_thread():
+    """Tiny models run as fast on one thread, and on a box whose cores are busy, two OpenMP
+    threads that spin-wait for each other make GoogLeNet steps 10-60x slower."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def checkpoint(synthetic_dataset, tmp_path_factory) -> Path:
+    """``last.ckpt`` of a real one-epoch fit at 32 px, its run dir laid out as the CLI leaves it."""
+    root = tmp_path_factory.mktemp("encoder")
+    cfg = compose_config(
+        "train",
+        [
+            "+experiment=instagram_text",
+            f"data.dataset_dir={synthetic_dataset}",
+            "data.image_size=32",
+            "data.batch_size=4",  # 120 steps: BatchNorm's running statistics settle
+            "data.num_workers=0",
+            "text.num_topics=8",
+            "trainer.max_epochs=1",
+            # Gently: at 1e-3 one epoch saturates most sigmoid outputs into a few corners of the
+            # text space, where images tie and no ranking can be checked.
+            "optim.optimizer.lr=3e-4",
+            "+trainer.limit_val_batches=1",
+            "logger=none",
+            "test=false",
+        ],
+        root,
+    )
+    train(cfg)
+    run_dir = Path(cfg.paths.output_dir)
+    (run_dir / ".hydra").mkdir()
+    OmegaConf.save(cfg, run_dir / ".hydra" / "config.yaml")  # what Hydra saves beside a run
+    return run_dir / "checkpoints" / "last.ckpt"
+
+
+@pytest.fixture(scope="module")
+def dataset(synthetic_dataset, tmp_path_factory) -> tuple[Path, str]:
+    """A copy of the synthetic dataset with one image corrupted, and that image's path."""
+    copy = tmp_path_factory.mktemp("retrieval") / "dataset"
+    shutil.copytree(synthetic_dataset, copy)
+    broken = pq.read_table(copy / "manifest.parquet", columns=["image"])["image"][3].as_py()
+    (copy / broken).write_bytes(b"not an image")
+    return copy, broken
+
+
+@pytest.fixture(scope="module")
+def flat_index(checkpoint, dataset, tmp_path_factory) -> StoredIndex:
+    directory = tmp_path_factory.mktemp("indexes") / "flat"
+    build_index(checkpoint, dataset[0], index_dir=directory, **FAST)
+    return read_index(directory)
+
+
+def test_index_has_a_row_per_readable_image_aligned_with_its_post(checkpoint, dataset, flat_index):
+    dataset_dir, broken = dataset
+    manifest = pq.read_table(dataset_dir / "manifest.parquet").to_pydict()
+    meta, posts = flat_index.meta, flat_index.posts
+    assert meta.count == flat_index.index.ntotal == len(manifest["id"]) - 1
+    assert list(meta.skipped) == [broken]
+    readable = zip(manifest["id"], manifest["image"], strict=True)
+    assert posts["id"] == [post for post, path in readable if path != broken]
+    assert meta.image_size == resolve_image_size("auto", checkpoint) == 32
+    assert meta.dim == 8 and meta.index["type"] == "flat" and meta.split is None
+    assert meta.checkpoint == str(checkpoint.resolve()) and len(meta.model_hash) == 64
+
+    retriever = Retriever.open(checkpoint, index_dir=flat_index.directory)
+    stored = flat_index.index.reconstruct_n(0, meta.count)
+    for row in (0, 250, meta.count - 1):  # row i of the index is the image of post i
+        image = load_query_image(dataset_dir / posts["image"][row], meta.image_size)
+        vector = embed_batch(retriever.loaded.encoder, retriever.loaded.to_text_space, image[None])
+        np.testing.assert_allclose(stored[row], vector[0], atol=1e-5)
+    np.testing.assert_allclose(np.linalg.norm(stored, axis=1), 1, atol=1e-5)
+
+
+def unique_rows(vectors: np.ndarray, gap: float = 1e-5) -> np.ndarray:
+    """Rows with no other row within ``gap`` of cosine 1. The sigmoid outputs of a barely
+    trained encoder saturate: many images land in one corner of the text space, where they
+    tie (to float precision) and rank in any order."""
+    scores = vectors @ vectors.T
+    np.fill_diagonal(scores, -1)
+    return np.flatnonzero(scores.max(axis=1) < 1 - gap)
+
+
+def test_an_image_finds_itself_first(checkpoint, dataset, flat_index):
+    retriever = Retriever.open(checkpoint, index_dir=flat_index.directory)
+    vectors = flat_index.index.reconstruct_n(0, flat_index.meta.count)
+    unique = unique_rows(vectors)
+    assert len(unique) >= 50, "the encoder maps most images to a few vectors"
+    for row in [*unique[:4], 0, 17]:
+        result = retriever.search_image(dataset[0] / flat_index.posts["image"][row], k=5)
+        assert [hit.rank for hit in result.hits] == [1, 2, 3, 4, 5]
+        assert result.hits[0].score == pytest.approx(1.0, abs=1e-4)
+        if row in unique:
+            assert result.hits[0].id == flat_index.posts["id"][row]
+        else:  # tied at the top, none nearer than itself
+            assert result.hits[0].score <= float(vectors[row] @ vectors[row]) + 1e-5
+
+
+def test_text_query_ranks_posts_and_writes_a_contact_sheet(checkpoint, flat_index, tmp_path):
+    result = query_sheet(
+        checkpoint, text="star", k=7, index_dir=flat_index.directory, output=tmp_path
+    )
+    scores = [hit.score for hit in result.hits]
+    assert len(result.hits) == 7 and scores == sorted(scores, reverse=True)
+    assert result.sheet == tmp_path / "query-star.png"
+    with Image.open(result.sheet) as sheet:
+        assert sheet.width > 6 * 160 and sheet.height > 2 * 160
+    assert "rank" in result.summary() and result.hits[0].id in result.summary()
+
+
+def top_1(index, queries: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    scores, rows = index.search(queries, 2)
+    return scores, rows[:, 0]
+
+
+def test_approximate_indexes_return_the_exact_top_1(flat_index):
+    vectors = flat_index.index.reconstruct_n(0, flat_index.meta.count)
+    rng = np.random.default_rng(0)
+    images = vectors + 0.05 * rng.standard_normal(vectors.shape).astype(np.float32)
+    topics = rng.dirichlet(np.full(vectors.shape[1], 0.3), 300).astype(np.float32)  # like text
+    for queries in (images, topics):
+        queries /= np.linalg.norm(queries, axis=1, keepdims=True)
+        scores, exact = top_1(flat_index.index, queries)
+        clear = scores[:, 0] - scores[:, 1] > 1e-5  # a top 1 no tie could swap
+        # IVF on a small set probes every cell (nlist=auto is 12 here, nprobe 16).
+        for settings in (IndexSettings(type="hnsw"), IndexSettings(type="ivf")):
+            found_scores, found = top_1(settings.build(vectors), queries)
+            np.testing.assert_allclose(found_scores[:, 0], scores[:, 0], atol=1e-5)
+            assert (found == exact)[clear].all(), settings.type
+
+
+def test_unknown_words_are_named_and_stop_the_query(checkpoint, flat_index):
+    retriever = Retriever.open(checkpoint, index_dir=flat_index.directory)
+    with pytest.raises(UnknownWordsError, match=r"'qwxyzzy', 'blorptab'"):
+        retriever.search_text("qwxyzzy blorptab")
+    partly = retriever.search_text("star qwxyzzy", k=3)  # a known word is enough
+    assert partly.unknown == ("qwxyzzy",) and len(partly.hits) == 3
+
+
+def test_index_of_another_model_is_refused(checkpoint, flat_index):
+    state = torch.load(checkpoint, weights_only=True)
+    other = dict(state, state_dict=dict(state["state_dict"]))
+    other["state_dict"]["encoder.net.fc.bias"] = other["state_dict"]["encoder.net.fc.bias"] + 1
+    retrained = checkpoint.with_name("retrained.ckpt")
+    torch.save(other, retrained)
+    smaller = dict(state, state_dict=dict(state["state_dict"]), encoder=dict(state["encoder"]))
+    for name in ("encoder.net.fc.weight", "encoder.net.fc.bias"):
+        smaller["state_dict"][name] = smaller["state_dict"][name][:5]
+    smaller["encoder"]["embed_dim"] = 5
+    five_d = checkpoint.with_name("five_d.ckpt")
+    torch.save(smaller, five_d)
+
+    with pytest.raises(IndexMismatchError) as refused:
+        Retriever.open(retrained, index_dir=flat_index.directory)
+    message = str(refused.value)
+    assert str(checkpoint.resolve()) in message and str(retrained) in message
+    assert f"python -m miro.retrieve index ckpt={retrained}" in message
+    with pytest.raises(IndexMismatchError, match=r"8-d.*5-d"):
+        Retriever.open(five_d, index_dir=flat_index.directory)
+
+
+def test_missing_index_says_how_to_build_it_or_builds_it(checkpoint, dataset, tmp_path):
+    options = {"dataset_dir": dataset[0], "split": "val", "index_dir": tmp_path / "val"}
+    with pytest.raises(IndexMissingError) as missing:
+        Retriever.open(checkpoint, **options)
+    assert "python -m miro.retrieve index" in str(missing.value) and "split=val" in str(
+        missing.value
+    )
+    assert "build_if_missing=true" in str(missing.value)
+    retriever = Retriever.open(checkpoint, **options, build_if_missing=True, **FAST)
+    assert retriever.stored.meta.split == "val"
+    assert set(retriever.stored.posts["split"]) == {"val"}
+
+
+def test_config_errors_name_the_key(checkpoint, flat_index, tmp_path):
+    def config(*overrides: str):
+        return compose_config("retrieve", list(overrides), tmp_path)
+
+    with pytest.raises(Exception, match="say what to do"):
+        run(config(f"ckpt={checkpoint}"))
+    with pytest.raises(Exception, match=r"index\.type='annoy'"):
+        run(config("action=index", f"ckpt={checkpoint}", "index.type=annoy"))
+    assert hydra_arguments(["query", "text=red star"]) == ["action=query", "words=red star"]
+    assert hydra_arguments(["k=3", "index"]) == ["k=3", "index"]
+
+
+def run_cli(*arguments: str, cwd: Path) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WANDB_")}
+    return subprocess.run(
+        [sys.executable, "-m", "miro.retrieve", *arguments],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def test_cli_as_a_user_types_it(checkpoint, dataset, tmp_path):
+    where = [f"ckpt={checkpoint}", f"dataset_dir={dataset[0]}", "split=test"]
+    built = run_cli(
+        "index", *where, "index.type=hnsw", f"hydra.run.dir={tmp_path / 'index'}", cwd=ROOT
+    )
+    assert built.returncode == 0, built.stderr[-3000:]
+    index_dir = checkpoint.parent.parent / "retrieval" / "dataset-test"
+    assert f"index: {index_dir}" in built.stdout and "hnsw index, 32 px" in built.stdout
+
+    sheet = tmp_path / "sheet.png"
+    query = ["text=moon star", "k=4", f"output={sheet}", f"hydra.run.dir={tmp_path / 'query'}"]
+    found = run_cli("query", *where, *query, cwd=ROOT)
+    assert found.returncode == 0, found.stderr[-3000:]
+    assert "words='moon star': top 4" in found.stdout and f"contact sheet: {sheet}" in found.stdout
+    assert len(found.stdout.split("caption\n")[1].splitlines()) == 4 + 1  # 4 posts, the sheet
+    assert Image.open(sheet).size[0] > 4 * 160
+
+    unknown = run_cli("query", *where, "text=qwxyzzy", f"hydra.run.dir={tmp_path}", cwd=ROOT)
+    assert unknown.returncode != 0 and "'qwxyzzy'" in unknown.stderr
+    assert "Traceback" not in unknown.stderr
