@@ -9,6 +9,7 @@ from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
+from miro.devices import DeviceError
 from miro.dream.checkpoint import EncoderCheckpointError
 from miro.lit.data import DatasetNotFoundError
 from miro.retrieval import RetrievalError, build_index, query_sheet
@@ -72,7 +73,7 @@ def run(cfg: DictConfig) -> str:
 def main(cfg: DictConfig) -> None:
     try:
         print(run(cfg))
-    except (RetrievalError, EncoderCheckpointError, DatasetNotFoundError) as err:
+    except (RetrievalError, EncoderCheckpointError, DatasetNotFoundError, DeviceError) as err:
         raise SystemExit(f"error: {err}") from None
 
 

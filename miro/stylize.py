@@ -3,6 +3,7 @@
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
+from miro.devices import DeviceError
 from miro.style.errors import InputError, StylizeError
 from miro.style.export import export_stylizer
 from miro.style.run import stylize_path
@@ -46,7 +47,7 @@ def run(cfg: DictConfig) -> str:
 def main(cfg: DictConfig) -> None:
     try:
         print(run(cfg))
-    except StylizeError as err:
+    except (StylizeError, DeviceError) as err:
         raise SystemExit(f"error: {err}") from None
 
 

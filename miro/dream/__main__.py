@@ -4,11 +4,11 @@ import hydra
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from miro.devices import resolve_device
 from miro.dream.run import DreamJob, Stylization, run_dream
 from miro.imageio import UnreadableImageError
 from miro.models.weights import WeightsNotFoundError
 from miro.style.errors import StylizeError
-from miro.style.run import resolve_device
 
 
 def job_from_config(cfg: DictConfig) -> DreamJob:

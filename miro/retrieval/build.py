@@ -9,8 +9,7 @@ Example::
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
-
+from miro.devices import resolve_device
 from miro.dream.checkpoint import LoadedEncoder, load_encoder
 from miro.lit.data import SPLITS, read_manifest
 from miro.retrieval.embed import embed_images, resolve_image_size, weights_hash
@@ -32,19 +31,6 @@ def index_command(
     words += [f"split={split}"] if split else []
     words += [f"index_dir={index_dir}"] if index_dir else []
     return " ".join(words)
-
-
-def resolve_device(device: str) -> torch.device:
-    """``auto`` (CUDA when there is one), ``cpu``, ``cuda`` or ``cuda:N``."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        resolved = torch.device(device)
-    except RuntimeError as err:
-        raise RetrievalError(f"device must be auto, cpu or cuda, got {device!r}") from err
-    if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise RetrievalError("device=cuda but no CUDA GPU is visible; use device=cpu or auto")
-    return resolved
 
 
 @dataclass

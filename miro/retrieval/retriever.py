@@ -17,8 +17,9 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
+from miro.devices import resolve_device
 from miro.dream.checkpoint import LoadedEncoder, load_encoder
-from miro.retrieval.build import build_index, default_index_dir, index_command, resolve_device
+from miro.retrieval.build import build_index, default_index_dir, index_command
 from miro.retrieval.embed import embed_batch, load_query_image, weights_hash
 from miro.retrieval.errors import IndexMissingError, RetrievalError
 from miro.retrieval.query import Hit, format_hits, search, text_query_vector

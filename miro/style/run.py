@@ -22,6 +22,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
+from miro.devices import resolve_device
 from miro.style.apply import check_strength, stylize
 from miro.style.checkpoint import load_stylizer
 from miro.style.errors import InputError, SettingsError, StyleChoiceError
@@ -50,19 +51,6 @@ class StylizeReport:
             lines.append(f"skipped {len(self.skipped)} unreadable files:")
             lines += [f"  {name}: {reason}" for name, reason in self.skipped.items()]
         return "\n".join(lines)
-
-
-def resolve_device(device: str) -> torch.device:
-    """``auto`` (CUDA when there is one), ``cpu``, ``cuda`` or ``cuda:N``."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        resolved = torch.device(device)
-    except RuntimeError as err:
-        raise SettingsError(f"device must be auto, cpu or cuda, got {device!r}") from err
-    if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise SettingsError("device=cuda but no CUDA GPU is visible; use device=cpu or auto")
-    return resolved
 
 
 def output_names(files: list[Path], root: Path) -> dict[Path, Path]:
