@@ -5,6 +5,7 @@ Style transfer: Gram-matrix style, feature content and total-variation losses (G
 """
 
 import math
+from abc import ABCMeta, abstractmethod
 from collections.abc import Mapping
 
 import torch
@@ -40,17 +41,17 @@ def _mean_over(values: torch.Tensor, keep: torch.Tensor, outputs: torch.Tensor) 
     return outputs.sum() * 0.0
 
 
-class TextLoss(nn.Module):
+class TextLoss(nn.Module, metaclass=ABCMeta):
     """A loss between encoder outputs ``(B, D)`` and text targets ``(B, D)``, with the maps of
     both into the text space where retrieval compares images with text queries."""
 
+    @abstractmethod
     def prepare_targets(self, vectors: torch.Tensor) -> torch.Tensor:
         """The text model's vectors ``(N, D)`` → the targets this loss trains toward."""
-        raise NotImplementedError
 
+    @abstractmethod
     def to_text_space(self, outputs: torch.Tensor) -> torch.Tensor:
         """Encoder outputs ``(B, D)`` → the space of ``prepare_targets``."""
-        raise NotImplementedError
 
 
 class SigmoidCrossEntropy(TextLoss):
