@@ -35,6 +35,7 @@ from torch import nn
 from miro.dream.models import GoogLeNetDream, from_encoder
 from miro.dream.text_space import text_vector
 from miro.models.googlenet import GoogLeNetEncoder
+from miro.models.weights import read_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -102,19 +103,7 @@ def load_encoder(path: str | Path, text_model_dir: str | Path | None = None) -> 
     or not an encoder checkpoint.
     """
     path = Path(path)
-    if not path.is_file():
-        raise EncoderCheckpointError(
-            f"encoder checkpoint {path} does not exist; train one with `{TRAIN_COMMAND}` and "
-            "pass its checkpoints/last.ckpt"
-        )
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # pickle, zip and weights-only errors all mean: not ours
-        raise EncoderCheckpointError(
-            f"could not read {path} as a PyTorch checkpoint ({type(err).__name__}: {err})"
-        ) from err
-    if not isinstance(checkpoint, dict):
-        checkpoint = {}
+    checkpoint = read_checkpoint(path, "encoder", TRAIN_COMMAND, EncoderCheckpointError)
     state = {
         key.removeprefix(PREFIX): value
         for key, value in (checkpoint.get("state_dict") or {}).items()

@@ -15,9 +15,8 @@ Example::
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
-
 from miro.models.stylizer import Stylizer
+from miro.models.weights import read_checkpoint
 from miro.style.errors import CheckpointError
 
 TRAIN_COMMAND = "python -m miro.train +experiment=miro_style"
@@ -46,19 +45,8 @@ def load_stylizer(path: str | Path) -> LoadedStylizer:
     a stylizer checkpoint, or its weights do not fit its recorded architecture.
     """
     path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(
-            f"stylizer checkpoint {path} does not exist; train one with `{TRAIN_COMMAND}` "
-            "and pass its checkpoints/last.ckpt as ckpt=PATH"
-        )
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # pickle, zip and weights-only errors all mean: not ours
-        reason = str(err).strip().splitlines()[0] if str(err).strip() else ""
-        raise CheckpointError(
-            f"could not read {path} as a PyTorch checkpoint ({type(err).__name__}: {reason})"
-        ) from err
-    meta = checkpoint.get("stylizer") if isinstance(checkpoint, dict) else None
+    checkpoint = read_checkpoint(path, "stylizer", TRAIN_COMMAND, CheckpointError)
+    meta = checkpoint.get("stylizer")
     if not isinstance(meta, dict) or "num_styles" not in meta:
         raise CheckpointError(
             f"{path} is not a stylizer checkpoint: it has no 'stylizer' entry with num_styles. "
