@@ -11,9 +11,9 @@ Vectors are L2-normalized, so the inner-product indexes rank by cosine. ``flat``
 ``hnsw`` (Malkov & Yashunin, 2018, a navigable small-world graph) and ``ivf`` (an inverted file
 of k-means cells, Jégou et al., 2011) trade a little recall for speed on large sets. On 200K
 clustered 400-d vectors the defaults here, HNSW M=32 efSearch=128 and IVF nlist=2√N nprobe=16,
-both search 16× faster than numpy brute force at recall@10 0.977 and 1.000; on vectors without
-clusters IVF's recall collapses and HNSW needs efSearch=128 for 0.98 at 7× (``benchmarks/
-retrieval_speed.py``, ``benchmarks/RESULTS.md``). Near-duplicate vectors hurt HNSW's graph: a
+search 18× faster than numpy brute force at recall@10 0.977 and 1.000; on vectors without
+clusters IVF's recall collapses and HNSW needs efSearch=128 for 0.98 at 6× (``benchmarks/
+retrieval.py``, ``benchmarks/RESULTS.md``). Near-duplicate vectors hurt HNSW's graph: a
 barely trained encoder whose outputs saturated (390 of 487 images with a twin) lost the top 1 of 3
 queries in 487 at efSearch=128.
 
