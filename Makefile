@@ -41,6 +41,7 @@ demo: install
 	$(PY) -m data_pipeline.build raw=$(DEMO_DIR)/raw out=$(DEMO_DIR)/dataset
 	rm -rf $(DEMO_OUT)
 	$(PY) -m miro.train +experiment=synthetic_demo data.dataset_dir=$(DEMO_DIR)/dataset hydra.run.dir=$(DEMO_OUT)/encoder
+	$(PY) -m miro.evaluate ckpt=$(ENCODER) dataset_dir=$(DEMO_DIR)/dataset output=$(DEMO_OUT)/evaluation.json progress=false
 	$(RETRIEVE) words=star output=$(DEMO_OUT)/retrieval/star.png
 	$(RETRIEVE) words=moon output=$(DEMO_OUT)/retrieval/moon.png
 	$(RETRIEVE) words=bird output=$(DEMO_OUT)/retrieval/bird.png

@@ -1,4 +1,8 @@
-"""Retrieval metrics: average precision of a ranking and its expected value under chance."""
+"""Retrieval metrics: average precision and precision at k of rankings, each beside its
+expected value under a random ranking."""
+
+import math
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -23,21 +27,60 @@ def chance_average_precision(num_relevant: int, num_items: int) -> float:
     return (harmonic + (r - 1) / (n - 1) * (n - harmonic)) / n
 
 
-def mean_average_precision(rankings: np.ndarray, relevance: np.ndarray) -> tuple[float, float]:
-    """mAP of full rankings and the mAP a random ranking would get, over queries with a hit.
+@dataclass
+class RetrievalScores:
+    """Per-query scores of full rankings: AP and precision at ``k``, each beside its chance.
+
+    Queries with no relevant item are NaN everywhere and left out of the means.
+    """
+
+    k: int
+    num_relevant: np.ndarray  # (Q,) int
+    average_precision: np.ndarray  # (Q,)
+    chance_average_precision: np.ndarray  # (Q,)
+    precision_at_k: np.ndarray  # (Q,)
+    chance_precision_at_k: np.ndarray  # (Q,): R / N, a random ranking's expected precision
+
+    def means(self, prefix: str = "") -> dict[str, float]:
+        """``{prefix}map``, ``map_chance``, ``p_at_{k}`` and ``p_at_{k}_chance`` over the
+        answerable queries (NaN when there are none)."""
+        answerable = self.num_relevant > 0
+        columns = {
+            "map": self.average_precision,
+            "map_chance": self.chance_average_precision,
+            f"p_at_{self.k}": self.precision_at_k,
+            f"p_at_{self.k}_chance": self.chance_precision_at_k,
+        }
+        return {
+            f"{prefix}{name}": float(values[answerable].mean()) if answerable.any() else math.nan
+            for name, values in columns.items()
+        }
+
+
+def score_retrieval(rankings: np.ndarray, relevance: np.ndarray, k: int = 5) -> RetrievalScores:
+    """Score full rankings.
 
     Args:
         rankings: ``(Q, N)`` item indices per query, best first (every item once).
         relevance: ``(Q, N)`` bool, ``relevance[q, i]`` if item ``i`` is relevant to query ``q``.
-
-    Returns:
-        ``(map, chance)``; both NaN when no query has a relevant item.
+        k: the cut-off of precision at k (the papers' P@5).
     """
-    scores, chances = [], []
-    for ranking, relevant in zip(rankings, relevance, strict=True):
-        if relevant.any():
-            scores.append(average_precision(relevant[ranking]))
-            chances.append(chance_average_precision(int(relevant.sum()), len(relevant)))
-    if not scores:
-        return float("nan"), float("nan")
-    return float(np.mean(scores)), float(np.mean(chances))
+    num_queries, num_items = relevance.shape
+    scores = np.full((4, num_queries), np.nan)
+    num_relevant = relevance.sum(axis=1)
+    for q in np.flatnonzero(num_relevant):
+        ranked = relevance[q, rankings[q]]
+        scores[:, q] = (
+            average_precision(ranked),
+            chance_average_precision(int(num_relevant[q]), num_items),
+            ranked[:k].mean(),
+            num_relevant[q] / num_items,
+        )
+    return RetrievalScores(k, num_relevant, *scores)
+
+
+def mean_average_precision(rankings: np.ndarray, relevance: np.ndarray) -> tuple[float, float]:
+    """mAP of full rankings and the mAP a random ranking would get, over queries with a hit
+    (both NaN when no query has one)."""
+    means = score_retrieval(rankings, relevance).means()
+    return means["map"], means["map_chance"]

@@ -63,6 +63,50 @@ def synthetic_dataset(tmp_path_factory) -> Path:
     return root / "dataset"
 
 
+def fit_encoder(dataset: Path, run_dir: Path, shuffle_targets: bool = False) -> Path:
+    """Train ``+experiment=instagram_text`` on ``dataset`` long enough to learn the synthetic
+    world (64 px, 12 LDA topics, 32 epochs); ``shuffle_targets`` pairs the training images with
+    other posts' captions (the control). Returns ``last.ckpt`` in ``run_dir``'s CLI layout."""
+    cfg = compose_config(
+        "train",
+        [
+            "+experiment=instagram_text",
+            f"data.dataset_dir={dataset}",
+            "data.image_size=64",
+            "data.num_workers=0",
+            "text.num_topics=12",
+            "trainer.max_epochs=32",
+            "+trainer.enable_progress_bar=false",
+            "logger=none",
+            "test=false",
+        ],
+        run_dir,
+    )
+    datamodule = instantiate(cfg.data)
+    datamodule.prepare_data()
+    datamodule.setup()
+    if shuffle_targets:
+        train_targets = datamodule.datasets["train"].targets
+        order = torch.randperm(len(train_targets), generator=torch.Generator().manual_seed(0))
+        datamodule.datasets["train"].targets = train_targets[order]
+    pl.seed_everything(cfg.seed)
+    trainer = instantiate(
+        cfg.trainer, logger=False, callbacks=[instantiate(cfg.callbacks.model_checkpoint)]
+    )
+    trainer.fit(instantiate(cfg.module), datamodule=datamodule)
+    run = Path(cfg.paths.output_dir)
+    (run / ".hydra").mkdir(exist_ok=True)  # as the CLI leaves it: retrieval reads image_size
+    OmegaConf.save(cfg, run / ".hydra" / "config.yaml")
+    return run / "checkpoints" / "last.ckpt"
+
+
+@pytest.fixture(scope="session")
+def trained_encoder(synthetic_dataset, tmp_path_factory) -> Path:
+    """``last.ckpt`` of an encoder that learned the synthetic world (``fit_encoder``), trained
+    once per session for every test that scores retrieval against the ground truth."""
+    return fit_encoder(synthetic_dataset, tmp_path_factory.mktemp("trained_encoder"))
+
+
 TINY_CAPTIONS = [
     "red star over the blue moon",
     "a bird and a red star",

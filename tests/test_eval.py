@@ -1,7 +1,12 @@
 import numpy as np
 import pytest
 
-from miro.eval import average_precision, chance_average_precision, mean_average_precision
+from miro.eval import (
+    average_precision,
+    chance_average_precision,
+    mean_average_precision,
+    score_retrieval,
+)
 from miro.index import cosine_ranking
 
 
@@ -32,3 +37,25 @@ def test_cosine_ranking_orders_by_angle_not_length():
     queries = np.array([[0.0, 1.0], [1.0, 0.2]], dtype=np.float32)
     assert cosine_ranking(items, queries).tolist() == [[2, 1, 0], [0, 1, 2]]
     assert cosine_ranking(items, queries, k=1).tolist() == [[2], [0]]
+
+
+def test_precision_at_k_and_its_chance():
+    rankings = np.array([[0, 1, 2, 3, 4, 5], [5, 4, 3, 2, 1, 0]])
+    relevance = np.array([[True, False, True, False, False, False]] * 2)
+    scores = score_retrieval(rankings, relevance, k=2)
+    assert scores.precision_at_k.tolist() == [0.5, 0.0]
+    assert scores.chance_precision_at_k.tolist() == pytest.approx([2 / 6, 2 / 6])
+    means = scores.means(prefix="val/")
+    assert means["val/p_at_2"] == 0.25
+    assert means["val/map"] == pytest.approx(((1 + 2 / 3) / 2 + (1 / 4 + 2 / 6) / 2) / 2)
+
+
+def test_chance_precision_matches_random_rankings():
+    rng = np.random.default_rng(0)
+    relevance = np.zeros((1, 30), dtype=bool)
+    relevance[0, :7] = True
+    rankings = np.array([rng.permutation(30) for _ in range(20000)])
+    simulated = score_retrieval(rankings, np.repeat(relevance, len(rankings), axis=0), k=5)
+    assert simulated.chance_precision_at_k[0] == pytest.approx(
+        simulated.precision_at_k.mean(), abs=0.01
+    )

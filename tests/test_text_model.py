@@ -38,8 +38,15 @@ def test_save_and_load_give_the_same_vectors(tmp_path):
     embedder = make_embedder().fit(CAPTIONS)
     embedder.save(tmp_path / "lda")
     loaded = TopicEmbedder.load(tmp_path / "lda")
-    assert np.allclose(loaded.transform(CAPTIONS), embedder.transform(CAPTIONS))
+    assert np.array_equal(loaded.transform(CAPTIONS), embedder.transform(CAPTIONS))
     assert loaded.params() == embedder.params()
+
+
+def test_a_captions_topics_depend_on_it_alone():
+    embedder = make_embedder().fit(CAPTIONS)
+    alone = embedder.transform(["star red painting"])
+    assert np.array_equal(embedder.transform(["star red painting"]), alone)
+    assert np.array_equal(embedder.transform(CAPTIONS[:3])[1], alone[0])
 
 
 def test_targets_are_cached_by_what_produced_them(tmp_path):

@@ -2,8 +2,7 @@
 
 import logging
 import shutil
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +14,8 @@ from torch.utils.data import DataLoader, Dataset
 from torchvision.io import ImageReadMode, decode_image
 from torchvision.transforms import v2
 
+from miro.lit.resume import ResumableDataLoader
+from miro.queries import RetrievalQueries, find_ground_truth, post_labels, retrieval_queries
 from miro.text.targets import TextEmbedder, TextTargets, fit_text_targets
 
 log = logging.getLogger(__name__)
@@ -25,15 +26,6 @@ SPLITS = ("train", "val", "test")
 
 class DatasetNotFoundError(FileNotFoundError):
     """``dataset_dir`` holds no dataset built by ``data_pipeline.build``."""
-
-
-@dataclass
-class RetrievalQueries:
-    """Text queries over one split: their words, text-space vectors and relevant posts."""
-
-    words: list[str]
-    vectors: np.ndarray  # (Q, D)
-    relevance: np.ndarray  # (Q, N) bool over the split's posts, in dataset order
 
 
 class PostImages(Dataset):
@@ -82,8 +74,11 @@ class InstagramDataModule(pl.LightningDataModule):
         batch_size: images per batch and device.
         num_workers: data-loading processes.
         min_crop_scale: smallest area fraction of a random training crop.
-        queries: words or phrases whose text-to-image retrieval is evaluated; a post is
-            relevant when its caption holds every word of the query.
+        queries: the text-to-image retrieval queries evaluated on val and test, as
+            ``label → words`` or a list of words (``miro.queries``).
+        labels: what makes a post relevant to a query: ``auto`` (the synthetic set's ground
+            truth when the dataset was built from one, else the caption), a ground-truth file,
+            or None (the caption holds the query's words).
         loss: the training loss (``miro.losses``); its ``prepare_targets`` puts the query
             vectors in the space where its ``to_text_space`` puts images. None: queries as
             the text model gives them.
@@ -98,7 +93,8 @@ class InstagramDataModule(pl.LightningDataModule):
         batch_size: int = 32,
         num_workers: int = 2,
         min_crop_scale: float = 0.5,
-        queries: Sequence[str] = (),
+        queries: Mapping[str, Sequence[str]] | Sequence[str] = (),
+        labels: str | None = "auto",
         loss: nn.Module | None = None,
     ) -> None:
         super().__init__()
@@ -110,7 +106,8 @@ class InstagramDataModule(pl.LightningDataModule):
         self.batch_size = batch_size
         self.num_workers = num_workers
         self.min_crop_scale = min_crop_scale
-        self.query_texts = list(queries)
+        self.query_spec = queries
+        self.ground_truth = find_ground_truth(self.dataset_dir, labels)
         self.loss = loss
         self.targets: TextTargets | None = None
         self.datasets: dict[str, PostImages] = {}
@@ -130,7 +127,9 @@ class InstagramDataModule(pl.LightningDataModule):
         images = np.array([self.dataset_dir / path for path in self.manifest["image"]])
         for split in SPLITS:
             rows = np.flatnonzero(splits == split)
-            transform = self._train_transform() if split == "train" else self._eval_transform()
+            transform = (
+                self._train_transform() if split == "train" else eval_transform(self.image_size)
+            )
             self.datasets[split] = PostImages(images[rows], self.targets.vectors[rows], transform)
         self.queries = {split: self.retrieval_queries(split) for split in ("val", "test")}
         log.info(
@@ -141,26 +140,16 @@ class InstagramDataModule(pl.LightningDataModule):
 
     def retrieval_queries(self, split: str) -> RetrievalQueries:
         """The configured queries over ``split`` that the text model knows every word of."""
-        embedder = self.targets.embedder
-        captions = [set(embedder.tokenizer(caption)) for caption in self._column("caption", split)]
-        words, relevance = [], []
-        for query in self.query_texts:
-            tokens = set(embedder.tokenizer(query))
-            if tokens and all(embedder.knows(token) for token in tokens):
-                words.append(query)
-                relevance.append([tokens <= caption for caption in captions])
-        if not words:
-            raise ValueError(
-                f"none of data.queries={self.query_texts} is in the text model's vocabulary; "
-                "choose words that occur in the training captions"
-            )
-        skipped = sorted(set(self.query_texts) - set(words))
-        if skipped:
-            log.info("retrieval queries outside the text vocabulary, skipped: %s", skipped)
-        vectors = embedder.transform(words)
-        if self.loss is not None:
-            vectors = self.loss.prepare_targets(torch.from_numpy(vectors)).numpy()
-        return RetrievalQueries(words, vectors, np.array(relevance, dtype=bool))
+        queries = retrieval_queries(
+            self.query_spec,
+            self.targets.embedder,
+            self._column("caption", split),
+            post_labels(self.ground_truth, self.ids(split)),
+            getattr(self.loss, "prepare_targets", None),
+        )
+        if queries.unknown:
+            log.info("retrieval queries outside the text vocabulary, skipped: %s", queries.unknown)
+        return queries
 
     def ids(self, split: str) -> list[str]:
         """Post ids of ``split``, in the order its dataloader yields them."""
@@ -183,14 +172,19 @@ class InstagramDataModule(pl.LightningDataModule):
         return self.manifest["id"], self.manifest["split"], self.manifest["caption"]
 
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
+        dataset = self.datasets[split]
+        options = {
+            "batch_size": self.batch_size,
+            "num_workers": self.num_workers,
+            "pin_memory": torch.cuda.is_available(),
+        }
+        if shuffle:  # training resumes mid-epoch exactly (miro.lit.resume)
+            drop_last = len(dataset) > self.batch_size
+            return ResumableDataLoader(dataset, shuffle=True, drop_last=drop_last, **options)
+        # Its own generator: evaluating draws nothing from the training's random streams, so a
+        # resumed run, whose first validation is not the sanity check's, draws as the first did.
         return DataLoader(
-            self.datasets[split],
-            batch_size=self.batch_size,
-            shuffle=shuffle,
-            drop_last=shuffle and len(self.datasets[split]) > self.batch_size,
-            num_workers=self.num_workers,
-            persistent_workers=self.num_workers > 0,
-            pin_memory=torch.cuda.is_available(),
+            dataset, persistent_workers=self.num_workers > 0, generator=torch.Generator(), **options
         )
 
     def _train_transform(self) -> v2.Transform:
@@ -204,11 +198,14 @@ class InstagramDataModule(pl.LightningDataModule):
             ]
         )
 
-    def _eval_transform(self) -> v2.Transform:
-        return v2.Compose(
-            [
-                v2.Resize(self.image_size, antialias=True),
-                v2.CenterCrop(self.image_size),
-                v2.ToDtype(torch.float32, scale=True),
-            ]
-        )
+
+def eval_transform(image_size: int) -> v2.Transform:
+    """How val/test images (and retrieval's) are seen: short side to ``image_size``, center
+    crop, uint8 → float in [0, 1]."""
+    return v2.Compose(
+        [
+            v2.Resize(image_size, antialias=True),
+            v2.CenterCrop(image_size),
+            v2.ToDtype(torch.float32, scale=True),
+        ]
+    )

@@ -1,19 +1,32 @@
 """LightningModule: an image encoder learns to predict the text embedding of its caption."""
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 import pytorch_lightning as pl
 import torch
 from torch import nn
 
-from miro.eval import mean_average_precision
+from miro.eval import score_retrieval
 from miro.index import cosine_ranking
+
+
+@dataclass
+class RankedQueries:
+    """The last evaluation's text-to-image rankings, for callbacks that show them."""
+
+    split: str
+    words: list[str]
+    rankings: np.ndarray  # (Q, M) positions in ``datamodule.datasets[split]``, best first
+    relevance: np.ndarray  # (Q, N) bool over the positions of ``datamodule.datasets[split]``
 
 
 class TextSupervisedEncoder(pl.LightningModule):
     """Train ``encoder`` so that ``loss(encoder(image), text_target)`` falls; evaluate by
-    text-to-image retrieval over the whole validation/test split (gathered across ranks).
+    text-to-image retrieval over the whole validation/test split (gathered across ranks):
+    ``{split}/map`` and ``{split}/p_at_5``, each beside its ``_chance``; the rankings stay in
+    ``last_retrieval`` for callbacks.
 
     Args:
         encoder: images ``(B, 3, H, W)`` in [0, 1] → outputs ``(B, D)``.
@@ -36,6 +49,7 @@ class TextSupervisedEncoder(pl.LightningModule):
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
         self._eval_outputs: list[tuple[torch.Tensor, torch.Tensor]] = []
+        self.last_retrieval: RankedQueries | None = None
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """Images ``(B, 3, H, W)`` in [0, 1] → their predictions in the text space ``(B, D)``."""
@@ -95,7 +109,9 @@ class TextSupervisedEncoder(pl.LightningModule):
                 "class": class_path(text),
                 # InstagramDataModule copies the fitted text model into <run dir>/text_model/.
                 "run_dir_path": "text_model/model",
-                "cache_path": str(directory / "model") if directory is not None else None,
+                "cache_path": str((directory / "model").resolve())
+                if directory is not None
+                else None,
             }
         checkpoint["encoder"] = meta
 
@@ -108,7 +124,7 @@ class TextSupervisedEncoder(pl.LightningModule):
         self._eval_outputs.append((indices, self.loss.to_text_space(outputs)))
 
     def _log_retrieval(self, split: str) -> None:
-        """mAP of the split's text queries against every image the ranks saw, and its chance."""
+        """mAP and P@5 of the split's text queries against every image the ranks saw."""
         indices = torch.cat([i for i, _ in self._eval_outputs])
         embeddings = torch.cat([e for _, e in self._eval_outputs]).float()
         self._eval_outputs.clear()
@@ -118,5 +134,8 @@ class TextSupervisedEncoder(pl.LightningModule):
         indices, first = np.unique(indices, return_index=True)
         queries = self.trainer.datamodule.queries[split]
         rankings = cosine_ranking(embeddings[first], queries.vectors)
-        score, chance = mean_average_precision(rankings, queries.relevance[:, indices])
-        self.log_dict({f"{split}/map": score, f"{split}/map_chance": chance}, sync_dist=True)
+        scores = score_retrieval(rankings, queries.relevance[:, indices])
+        self.log_dict(scores.means(prefix=f"{split}/"), sync_dist=True)
+        self.last_retrieval = RankedQueries(
+            split, queries.words, indices[rankings], queries.relevance
+        )

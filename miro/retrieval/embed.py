@@ -18,7 +18,6 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 import torch
@@ -26,22 +25,15 @@ import torch.nn.functional as F
 from omegaconf import OmegaConf
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
-from torchvision.transforms import v2
 from tqdm.auto import tqdm
 
 from miro.imageio import UnreadableImageError, read_image
-from miro.lit.data import InstagramDataModule
+from miro.lit.data import eval_transform
 from miro.retrieval.errors import RetrievalError
 
 log = logging.getLogger(__name__)
 
 DEFAULT_IMAGE_SIZE = 224
-
-
-def eval_transform(image_size: int) -> v2.Transform:
-    """Training's evaluation transform: short side to ``image_size``, center crop, [0, 1] float."""
-    # The data module builds it from its image_size alone; reusing it keeps the two identical.
-    return InstagramDataModule._eval_transform(SimpleNamespace(image_size=image_size))
 
 
 def training_image_size(ckpt: str | Path) -> int | None:

@@ -125,13 +125,15 @@ class TopicEmbedder:
 
     def transform(self, captions: Sequence[str]) -> np.ndarray:
         """Topic distributions, shape ``(len(captions), num_topics)``, float32, rows sum to 1;
-        zero rows for captions with no known word."""
+        zero rows for captions with no known word. A caption's row depends on it alone."""
         dictionary = self._fitted_dictionary()
         out = np.zeros((len(captions), self.num_topics), dtype=np.float32)
         for row, caption in enumerate(captions):
             bow = dictionary.doc2bow(self.tokenizer(caption))
             if not bow:
                 continue
+            # gensim starts inference from a random guess: the same seed, the same topics.
+            self.lda.random_state.seed(self.seed)
             for topic, probability in self.lda.get_document_topics(bow, minimum_probability=0.0):
                 out[row, topic] = probability
         return out

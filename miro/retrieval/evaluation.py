@@ -1,0 +1,152 @@
+"""Score a trained encoder by text-to-image retrieval on a held-out split: P@5 and mAP of the
+configured queries, each beside chance (the protocol of "Learning to Learn from Web Data").
+
+Example::
+
+    evaluation = evaluate_encoder("run/checkpoints/last.ckpt", "data/dataset", QUERIES)
+    print(evaluation.table())          # one row a query, then the means beside chance
+    evaluation.metrics()               # {"test/map": ..., "test/p_at_5": ..., ...}
+"""
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from miro.devices import resolve_device
+from miro.dream.checkpoint import load_encoder
+from miro.eval import RetrievalScores, score_retrieval
+from miro.index import cosine_ranking
+from miro.lit.data import SPLITS, read_manifest
+from miro.queries import RetrievalQueries, find_ground_truth, post_labels, retrieval_queries
+from miro.retrieval.embed import embed_images, resolve_image_size
+from miro.retrieval.errors import RetrievalError
+
+
+@dataclass
+class Evaluation:
+    """The queries of one split and their scores."""
+
+    split: str
+    num_posts: int
+    queries: RetrievalQueries
+    scores: RetrievalScores
+    ground_truth: Path | None
+    skipped_images: int = 0
+
+    def metrics(self) -> dict[str, float]:
+        """``{split}/map``, ``/map_chance``, ``/p_at_k``, ``/p_at_k_chance`` (as training logs)."""
+        return self.scores.means(prefix=f"{self.split}/")
+
+    def table(self) -> str:
+        """A per-query table, then the means beside chance, for a terminal."""
+        k, scores = self.scores.k, self.scores
+        relevance = (
+            f"ground-truth labels ({self.ground_truth})" if self.ground_truth else "captions"
+        )
+        lines = [
+            f"split {self.split}: {self.num_posts} posts, relevance by {relevance}",
+            f"{'query':<12} {'label':<10} {'relevant':>8} {'AP':>6} {f'P@{k}':>6}",
+        ]
+        for q, (word, label) in enumerate(
+            zip(self.queries.words, self.queries.labels, strict=True)
+        ):
+            ap, precision = scores.average_precision[q], scores.precision_at_k[q]
+            lines.append(
+                f"{word:<12} {label:<10} {scores.num_relevant[q]:>8} {ap:>6.3f} {precision:>6.3f}"
+            )
+        means = self.scores.means()
+        answered = int((scores.num_relevant > 0).sum())
+        lines.append(
+            f"mean over {answered} queries with a relevant post: "
+            f"mAP {means['map']:.3f} (chance {means['map_chance']:.3f}), "
+            f"P@{k} {means[f'p_at_{k}']:.3f} (chance {means[f'p_at_{k}_chance']:.3f})"
+        )
+        if self.queries.unknown:
+            lines.append(f"words the text model does not know, skipped: {self.queries.unknown}")
+        if self.skipped_images:
+            lines.append(f"unreadable images left out: {self.skipped_images}")
+        return "\n".join(lines)
+
+    def write(self, path: Path) -> None:
+        """The means and the per-query rows as JSON."""
+        rows = [
+            {
+                "word": word,
+                "label": label,
+                "relevant": int(self.scores.num_relevant[q]),
+                "ap": float(self.scores.average_precision[q]),
+                f"p_at_{self.scores.k}": float(self.scores.precision_at_k[q]),
+            }
+            for q, (word, label) in enumerate(
+                zip(self.queries.words, self.queries.labels, strict=True)
+            )
+        ]
+        report = {
+            "split": self.split,
+            "posts": self.num_posts,
+            "ground_truth": str(self.ground_truth) if self.ground_truth else None,
+            "metrics": self.metrics(),
+            "queries": rows,
+            "unknown_words": self.queries.unknown,
+        }
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+def evaluate_encoder(
+    ckpt: str | Path,
+    dataset_dir: str | Path,
+    queries: Mapping[str, Sequence[str]] | Sequence[str],
+    split: str = "test",
+    labels: str | Path | None = "auto",
+    k: int = 5,
+    image_size: int | str = "auto",
+    batch_size: int = 64,
+    num_workers: int = 2,
+    device: str = "auto",
+    text_model_dir: str | Path | None = None,
+    progress: bool = True,
+) -> Evaluation:
+    """Embed the ``split`` posts of ``dataset_dir`` with the encoder of ``ckpt`` and score
+    ``queries`` (``label → words`` or a list, see ``miro.queries``) by P@``k`` and mAP.
+
+    ``labels``: ``auto`` judges relevance by the synthetic ground truth when the dataset was
+    built from it, else by the captions; a path names the ground truth; None: captions.
+    """
+    if split not in SPLITS:
+        raise RetrievalError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
+    if k < 1:
+        raise RetrievalError(f"k must be at least 1, got {k}")
+    dataset_dir = Path(dataset_dir)
+    manifest = read_manifest(dataset_dir)
+    rows = [i for i, s in enumerate(manifest["split"]) if s == split]
+    if not rows:
+        raise RetrievalError(f"{dataset_dir} has no {split} posts; choose another split=")
+    loaded = load_encoder(ckpt, text_model_dir)
+    if loaded.text_model is None:
+        raise RetrievalError(f"cannot embed the queries: {loaded.text_model_error}")
+    loaded.encoder.to(resolve_device(device))
+    embedded = embed_images(
+        loaded.encoder,
+        loaded.to_text_space,
+        [dataset_dir / manifest["image"][i] for i in rows],
+        resolve_image_size(image_size, ckpt),
+        batch_size=batch_size,
+        num_workers=num_workers,
+        progress=progress,
+    )
+    if not embedded.rows:
+        raise RetrievalError(f"no readable {split} image in {dataset_dir}")
+    posts = [rows[i] for i in embedded.rows]
+    ground_truth = find_ground_truth(dataset_dir, labels)
+    found = retrieval_queries(
+        queries,
+        loaded.text_model,
+        [manifest["caption"][i] for i in posts],
+        post_labels(ground_truth, [manifest["id"][i] for i in posts]),
+        loaded.prepare_targets,
+    )
+    rankings = cosine_ranking(embedded.vectors, found.vectors)
+    scores = score_retrieval(rankings, found.relevance, k)
+    return Evaluation(split, len(posts), found, scores, ground_truth, len(embedded.skipped))
