@@ -1,8 +1,12 @@
 """Experiment loggers built from config."""
 
+import json
 import netrc
 import os
+import subprocess
+import sys
 from collections.abc import Sequence
+from pathlib import Path
 from urllib.parse import urlparse
 
 from pytorch_lightning.loggers import Logger, WandbLogger
@@ -19,12 +23,18 @@ def wandb_logged_in() -> bool:
         return False
 
 
-def wandb_logger(offline: bool | None = None, **kwargs) -> WandbLogger:
+def wandb_logger(
+    offline: bool | None = None, log_model: bool | str = False, **kwargs
+) -> WandbLogger:
     """A ``WandbLogger`` that runs offline when no account is configured (``offline=None``);
-    sync such a run later with ``wandb sync <save_dir>/wandb/offline-run-*``."""
+    sync such a run later with ``wandb sync <save_dir>/wandb/offline-run-*``.
+
+    ``log_model`` (checkpoints as W&B artifacts: ``True`` at the end, ``"all"`` as written)
+    applies to online runs only; offline, Lightning refuses it and the checkpoints stay in the
+    run dir (``<output_dir>/checkpoints``) alone."""
     if offline is None:
         offline = not wandb_logged_in()
-    return WandbLogger(offline=offline, **kwargs)
+    return WandbLogger(offline=offline, log_model=False if offline else log_model, **kwargs)
 
 
 def finish_loggers(loggers: Sequence[Logger]) -> None:
@@ -32,3 +42,16 @@ def finish_loggers(loggers: Sequence[Logger]) -> None:
     for logger in loggers:
         if isinstance(logger, WandbLogger):
             logger.experiment.finish()
+
+
+def wandb_run_records(run: Path) -> list[dict]:
+    """The records of a W&B run as W&B's own reader gives them (``wandb leet inspect --json``):
+    one dict a record, with ``type`` ``run``, ``config``, ``history``, ``summary``, ``exit``...
+
+    ``run`` is a ``.wandb`` file or a run dir such as ``<save_dir>/wandb/offline-run-*``; media
+    and tables a history record names lie under ``<run dir>/files/``."""
+    wandb_cli = [sys.executable, "-m", "wandb", "leet", "inspect", "--json", str(run)]
+    result = subprocess.run(wandb_cli, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise RuntimeError(f"wandb could not read {run}: {result.stderr.strip()}")
+    return [json.loads(line) for line in result.stdout.splitlines() if line.strip()]
