@@ -33,12 +33,10 @@ def same_text(texts: torch.Tensor) -> torch.Tensor:
     return texts @ texts.T > 1 - 1e-5
 
 
-def _mean_over(values: torch.Tensor, keep: torch.Tensor, outputs: torch.Tensor) -> torch.Tensor:
-    """Mean of ``values`` where ``keep``; a zero that still depends on ``outputs`` (so backward
-    runs, with zero gradients) when nothing is kept."""
-    if keep.any():
-        return values[keep].mean()
-    return outputs.sum() * 0.0
+def _mean_over(values: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+    """Mean of ``values`` where ``keep``; when nothing is kept, a zero that still depends on
+    ``values`` (so backward runs, with zero gradients). No host sync: a GPU step never waits."""
+    return torch.where(keep, values, 0.0).sum() / keep.sum().clamp(min=1)
 
 
 class TextLoss(nn.Module, metaclass=ABCMeta):
@@ -83,7 +81,7 @@ class SigmoidCrossEntropy(TextLoss):
         per_post = F.binary_cross_entropy_with_logits(
             outputs.float(), self.prepare_targets(targets), reduction="none"
         ).mean(dim=1)
-        return _mean_over(per_post, has_text(targets), outputs)
+        return _mean_over(per_post, has_text(targets))
 
     def to_text_space(self, outputs: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(outputs)
@@ -108,7 +106,7 @@ class CosineRegression(_SphereLoss):
         """``outputs`` and raw ``targets`` ``(B, D)``. Returns a scalar."""
         texts = self.prepare_targets(targets)
         cosine = (self.to_text_space(outputs) * texts).sum(dim=1)
-        return _mean_over(1 - cosine, has_text(targets), outputs)
+        return _mean_over(1 - cosine, has_text(targets))
 
 
 class TripletRanking(_SphereLoss):
@@ -151,7 +149,7 @@ class TripletRanking(_SphereLoss):
             negative = distances.gather(1, chosen).squeeze(1)
         positive = distances.diagonal()
         hinge = F.relu(self.margin + positive - negative)
-        return _mean_over(hinge, valid & candidates.any(dim=1), outputs)
+        return _mean_over(hinge, valid & candidates.any(dim=1))
 
 
 class InfoNCE(_SphereLoss):

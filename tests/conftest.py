@@ -1,7 +1,10 @@
 """Shared fixtures: the real Hydra configs, composed as a user's command line would."""
 
 import functools
+import os
 import shutil
+import subprocess
+import sys
 import warnings
 from pathlib import Path
 
@@ -24,6 +27,27 @@ from miro.text.tokenize import CaptionTokenizer
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"
+
+
+def command_env() -> dict[str, str]:
+    """The environment of a command under test: no W&B account in reach (runs log offline),
+    one OpenMP thread a process (two a process on a busy 2-core box spin against each other)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WANDB_")}
+    return env | {"OMP_NUM_THREADS": "1"}
+
+
+def run_module(
+    module: str, *arguments: str, cwd: Path = ROOT, timeout: int = 600
+) -> subprocess.CompletedProcess:
+    """``python -m MODULE ARGUMENTS`` as a user types it, in ``command_env``."""
+    return subprocess.run(
+        [sys.executable, "-m", module, *arguments],
+        cwd=cwd,
+        env=command_env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def compose_config(name: str, overrides: list[str], run_dir: Path) -> DictConfig:

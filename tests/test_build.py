@@ -6,8 +6,6 @@ import lzma
 import os
 import re
 import sqlite3
-import subprocess
-import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -16,6 +14,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from conftest import run_module
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
@@ -673,18 +672,13 @@ def test_open_image_guards_and_draft_decoding():
         open_image(b"")
 
 
-def run_cli(*overrides: str, cwd: Path = REPO) -> subprocess.CompletedProcess:
-    command = [sys.executable, "-m", "data_pipeline.build", *overrides]
-    return subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=120)
-
-
 def test_cli_builds_and_prints_the_counts(tmp_path):
     raw, out = tmp_path / "raw", tmp_path / "dataset"
     for index in range(4):
         write_post(raw / "#joanmiro", index)
     write_post(raw / "#miro", 4, txt="#miro")
 
-    result = run_cli(f"raw={raw}", f"out={out}")
+    result = run_module("data_pipeline.build", f"raw={raw}", f"out={out}")
 
     assert result.returncode == 0, result.stderr
     assert re.search(r"^posts seen +5$", result.stdout, re.MULTILINE)
@@ -698,7 +692,7 @@ def test_cli_builds_and_prints_the_counts(tmp_path):
 
 def test_cli_missing_raw_folder_exits_nonzero_naming_it(tmp_path):
     missing = tmp_path / "no_such_raw"
-    result = run_cli(f"raw={missing}", f"out={tmp_path / 'dataset'}")
+    result = run_module("data_pipeline.build", f"raw={missing}", f"out={tmp_path / 'dataset'}")
     assert result.returncode != 0
     assert str(missing) in result.stderr
     assert "data_pipeline.synthetic" in result.stderr
@@ -707,20 +701,24 @@ def test_cli_missing_raw_folder_exits_nonzero_naming_it(tmp_path):
 
 def test_cli_paths_are_relative_to_the_callers_cwd_and_out_is_required(tmp_path):
     write_post(tmp_path / "raw", 0)
-    result = run_cli("raw=raw", "out=dataset", "workers=0", cwd=tmp_path)
+    result = run_module("data_pipeline.build", "raw=raw", "out=dataset", "workers=0", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert read_manifest(tmp_path / "dataset").num_rows == 1
 
-    result = run_cli("raw=raw", cwd=tmp_path)
+    result = run_module("data_pipeline.build", "raw=raw", cwd=tmp_path)
     assert result.returncode != 0
     assert "missing out" in result.stderr and "Traceback" not in result.stderr
 
 
 def test_cli_names_a_bad_setting_without_a_traceback(tmp_path):
     write_post(tmp_path / "raw", 0)
-    result = run_cli("raw=raw", "out=dataset", "+max_post_per_user=20", cwd=tmp_path)
+    result = run_module(
+        "data_pipeline.build", "raw=raw", "out=dataset", "+max_post_per_user=20", cwd=tmp_path
+    )
     assert result.returncode != 0
     assert "unknown build setting(s) max_post_per_user" in result.stderr
-    result = run_cli("raw=raw", "out=dataset", "prolific_users=some", cwd=tmp_path)
+    result = run_module(
+        "data_pipeline.build", "raw=raw", "out=dataset", "prolific_users=some", cwd=tmp_path
+    )
     assert result.returncode != 0 and "prolific_users must be one of" in result.stderr
     assert "Traceback" not in result.stderr

@@ -3,21 +3,17 @@
 re-launches once per rank."""
 
 import math
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
 import torch
-from conftest import compose_config
+from conftest import compose_config, run_module
 from hydra.utils import instantiate
 from torch.utils.data import Subset
 
 from miro.train import train
 
-ROOT = Path(__file__).resolve().parents[1]
 QUICK = ["data.image_size=32", "data.batch_size=16", "data.num_workers=0", "text.num_topics=8"]
 
 
@@ -81,24 +77,12 @@ def test_retrieval_over_two_ranks_equals_one_process(ddp_sim_run):
         assert two[name] == pytest.approx(one[name], abs=1e-6), name
 
 
-def run_cli(*overrides: str) -> subprocess.CompletedProcess:
-    """``python -m miro.train`` as a user types it (W&B left unconfigured)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("WANDB_")}
-    return subprocess.run(
-        [sys.executable, "-m", "miro.train", *overrides],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-
-
 def test_cli_ddp_ranks_share_one_run_dir_and_fit_the_text_model_once(synthetic_dataset, tmp_path):
     """Lightning re-runs the command for rank 1 with rank 0's Hydra run dir: both ranks log
     there, rank 0 alone writes the config, metrics and report, and the text model is fitted
     once (``prepare_data`` on rank 0) into an empty cache that rank 1 then reads."""
-    result = run_cli(
+    result = run_module(
+        "miro.train",
         "+experiment=instagram_text",
         f"data.dataset_dir={synthetic_dataset}",
         f"paths.root_dir={tmp_path}",

@@ -2,30 +2,14 @@
 on the synthetic set: held-out posts found by text, judged by the generator's ground truth."""
 
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
+from conftest import run_module
 
 from miro.queries import read_ground_truth
 
-ROOT = Path(__file__).resolve().parents[1]
 MOTIFS = ["star", "moon", "sun", "eye", "bird", "ladder", "spiral"]
-
-
-def run_cli(module: str, *overrides: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("WANDB_")}
-    return subprocess.run(
-        [sys.executable, "-m", module, *overrides],
-        cwd=cwd,
-        env=env | {"OMP_NUM_THREADS": "1"},
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +30,7 @@ def test_evaluate_scores_held_out_posts_by_their_labels(
 ):
     output = tmp_path / "evaluation.json"
     where = [f"ckpt={trained_encoder}", f"dataset_dir={synthetic_dataset}", "num_workers=0"]
-    result = run_cli("miro.evaluate", *where, f"output={output}", f"hydra.run.dir={tmp_path}")
+    result = run_module("miro.evaluate", *where, f"output={output}", f"hydra.run.dir={tmp_path}")
     assert result.returncode == 0, result.stderr[-3000:]
     assert "relevance by ground-truth labels" in result.stdout and "P@5" in result.stdout
     report = json.loads(output.read_text())
@@ -60,7 +44,7 @@ def test_evaluate_scores_held_out_posts_by_their_labels(
     assert p_at_5 >= 2.5 * chance, (p_at_5, chance, report["metrics"])
     assert report["metrics"]["test/map"] > report["metrics"]["test/map_chance"]
 
-    by_caption = run_cli(
+    by_caption = run_module(
         "miro.evaluate", *where, "labels=null", "split=val", f"hydra.run.dir={tmp_path}"
     )
     assert by_caption.returncode == 0, by_caption.stderr[-3000:]
@@ -68,9 +52,9 @@ def test_evaluate_scores_held_out_posts_by_their_labels(
 
 
 def test_evaluate_errors_name_the_fix(synthetic_dataset, tmp_path):
-    missing = run_cli("miro.evaluate", f"hydra.run.dir={tmp_path}")
+    missing = run_module("miro.evaluate", f"hydra.run.dir={tmp_path}")
     assert missing.returncode != 0 and "ckpt=PATH" in missing.stderr
-    wrong = run_cli(
+    wrong = run_module(
         "miro.evaluate",
         f"ckpt={tmp_path / 'none.ckpt'}",
         f"dataset_dir={synthetic_dataset}",
@@ -88,7 +72,7 @@ def test_retrieve_finds_held_out_posts_whose_labels_hold_the_word(
     there (pooled over three motifs: one query's top 5 of ~45 posts is too noisy alone)."""
     hits, base_rates = [], []
     for words in ("star", "moon", "bird"):
-        result = run_cli(
+        result = run_module(
             "miro.retrieve",
             "query",
             f"ckpt={trained_encoder}",

@@ -4,7 +4,6 @@ resumed from any of its checkpoints; the same config and seed give the same numb
 
 import json
 import logging
-import os
 import signal
 import subprocess
 import sys
@@ -14,7 +13,7 @@ from pathlib import Path
 import pytest
 import pytorch_lightning as pl
 import torch
-from conftest import compose_config
+from conftest import command_env, compose_config
 from pytorch_lightning.callbacks import ModelCheckpoint
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
@@ -40,16 +39,9 @@ def cli(*overrides: str) -> list[str]:
     return [sys.executable, "-m", "miro.train", *overrides]
 
 
-def cli_env() -> dict[str, str]:
-    """W&B unconfigured; one thread a process: the runs compared share the setting, and
-    2 OpenMP threads on a busy 2-core box crawl."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("WANDB_")}
-    return env | {"OMP_NUM_THREADS": "1"}
-
-
 def run_cli(*overrides: str) -> subprocess.CompletedProcess:
     result = subprocess.run(
-        cli(*overrides), cwd=ROOT, env=cli_env(), capture_output=True, text=True, timeout=600
+        cli(*overrides), cwd=ROOT, env=command_env(), capture_output=True, text=True, timeout=600
     )
     assert result.returncode == 0, result.stderr[-3000:]
     return result
@@ -61,7 +53,7 @@ def kill_mid_epoch(overrides: list[str], last: Path, steps_per_epoch: int) -> di
     lands right after the checkpoint it was decided on."""
     output = (last.parents[2] / "killed.out").open("w")  # a file: a full pipe would stall it
     process = subprocess.Popen(
-        cli(*overrides), cwd=ROOT, env=cli_env(), stdout=output, stderr=subprocess.STDOUT
+        cli(*overrides), cwd=ROOT, env=command_env(), stdout=output, stderr=subprocess.STDOUT
     )
     seen = None
     try:

@@ -1,17 +1,14 @@
 """`python -m miro.retrieve`: a real encoder checkpoint (a short real fit), real faiss indexes,
 real queries, and the CLI as a user types it."""
 
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
 import torch
-from conftest import compose_config
+from conftest import compose_config, run_module
 from omegaconf import OmegaConf
 from PIL import Image
 
@@ -223,22 +220,14 @@ def test_config_errors_name_the_key(checkpoint, flat_index, tmp_path):
     assert hydra_arguments(["k=3", "index"]) == ["k=3", "index"]
 
 
-def run_cli(*arguments: str, cwd: Path) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("WANDB_")}
-    return subprocess.run(
-        [sys.executable, "-m", "miro.retrieve", *arguments],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-
-
 def test_cli_as_a_user_types_it(checkpoint, dataset, tmp_path):
     where = [f"ckpt={checkpoint}", f"dataset_dir={dataset[0]}", "split=test"]
-    built = run_cli(
-        "index", *where, "index.type=hnsw", f"hydra.run.dir={tmp_path / 'index'}", cwd=ROOT
+    built = run_module(
+        "miro.retrieve",
+        "index",
+        *where,
+        "index.type=hnsw",
+        f"hydra.run.dir={tmp_path / 'index'}",
     )
     assert built.returncode == 0, built.stderr[-3000:]
     index_dir = checkpoint.parent.parent / "retrieval" / "dataset-test"
@@ -246,12 +235,14 @@ def test_cli_as_a_user_types_it(checkpoint, dataset, tmp_path):
 
     sheet = tmp_path / "sheet.png"
     query = ["text=moon star", "k=4", f"output={sheet}", f"hydra.run.dir={tmp_path / 'query'}"]
-    found = run_cli("query", *where, *query, cwd=ROOT)
+    found = run_module("miro.retrieve", "query", *where, *query)
     assert found.returncode == 0, found.stderr[-3000:]
     assert "words='moon star': top 4" in found.stdout and f"contact sheet: {sheet}" in found.stdout
     assert len(found.stdout.split("caption\n")[1].splitlines()) == 4 + 1  # 4 posts, the sheet
     assert Image.open(sheet).size[0] > 4 * 160
 
-    unknown = run_cli("query", *where, "text=qwxyzzy", f"hydra.run.dir={tmp_path}", cwd=ROOT)
+    unknown = run_module(
+        "miro.retrieve", "query", *where, "text=qwxyzzy", f"hydra.run.dir={tmp_path}", cwd=ROOT
+    )
     assert unknown.returncode != 0 and "'qwxyzzy'" in unknown.stderr
     assert "Traceback" not in unknown.stderr

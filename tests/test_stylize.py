@@ -6,15 +6,13 @@ perturbed so that the styles differ); nothing depends on the training code.
 """
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import compose_config
+from conftest import compose_config, run_module
 from PIL import Image
 
 from miro.models.stylizer import Stylizer
@@ -27,7 +25,6 @@ from miro.style.styles import choose_styles
 from miro.style.tiling import Tiling
 from miro.stylize import run
 
-ROOT = Path(__file__).resolve().parents[1]
 NAMES = ["blue_ii", "the_farm", "constellation"]
 EIGHT_BIT = 1 / 255  # one level of the saved 8-bit images
 
@@ -303,21 +300,16 @@ def test_composed_config_with_a_typed_mix(checkpoint, tmp_path):
     }
 
 
-def run_cli(*overrides: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "miro.stylize", *overrides],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-
-
 def test_cli_as_a_user_types_it(checkpoint, tmp_path):
     photos = tmp_path / "photos"
     write_png(photos / "cat.png", content_image(30, 42)[0])
-    result = run_cli(
-        f"ckpt={checkpoint}", f"input={photos}", "output=styled", "style=1", cwd=tmp_path
+    result = run_module(
+        "miro.stylize",
+        f"ckpt={checkpoint}",
+        f"input={photos}",
+        "output=styled",
+        "style=1",
+        cwd=tmp_path,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "outputs: styled" in result.stdout
@@ -329,11 +321,15 @@ def test_cli_as_a_user_types_it(checkpoint, tmp_path):
 
 def test_cli_errors_exit_without_a_traceback(checkpoint, tmp_path):
     photo = write_png(tmp_path / "cat.png", content_image(16, 16)[0])
-    result = run_cli(f"ckpt={checkpoint}", f"input={photo}", "style=7", cwd=tmp_path)
+    result = run_module(
+        "miro.stylize", f"ckpt={checkpoint}", f"input={photo}", "style=7", cwd=tmp_path
+    )
     assert result.returncode != 0
     assert "0=blue_ii, 1=the_farm, 2=constellation" in result.stderr
     assert "Traceback" not in result.stderr
-    result = run_cli(f"ckpt={tmp_path / 'none.ckpt'}", f"input={photo}", "style=0", cwd=tmp_path)
+    result = run_module(
+        "miro.stylize", f"ckpt={tmp_path / 'none.ckpt'}", f"input={photo}", "style=0", cwd=tmp_path
+    )
     assert result.returncode != 0
     assert str(tmp_path / "none.ckpt") in result.stderr
     assert "python -m miro.train +experiment=miro_style" in result.stderr

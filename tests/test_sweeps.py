@@ -4,16 +4,14 @@ configuration), and a W&B sweep's command line. Real CLI, real plugins, tiny tra
 import csv
 import itertools
 import json
-import os
 import subprocess
-import sys
 from datetime import datetime
 from pathlib import Path
 
 import optuna
 import pytest
 import yaml
-from conftest import CONF, compose_config
+from conftest import CONF, compose_config, run_module
 from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
@@ -46,20 +44,9 @@ def text_cache(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("text_cache")
 
 
-def run_train(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
-    """``python -m miro.train ARGS`` as a user types it, with no W&B account in reach."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("WANDB_")}
-    # One torch thread a process: submitit_local runs its jobs side by side, and two-thread
-    # OpenMP pools in two processes on a small test machine spin against each other.
-    env["OMP_NUM_THREADS"] = "1"
-    result = subprocess.run(
-        [sys.executable, "-m", "miro.train", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+def run_train(*args: str) -> subprocess.CompletedProcess:
+    """``python -m miro.train ARGS`` as a user types it; it must succeed."""
+    result = run_module("miro.train", *args)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
     return result
 

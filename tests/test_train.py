@@ -1,18 +1,14 @@
 """The main command, end to end on synthetic posts: real configs, real Trainer, real CLI."""
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from conftest import fit_encoder
+from conftest import fit_encoder, run_module
 
 from miro.retrieval.evaluation import evaluate_encoder
 from miro.train import train
 
-ROOT = Path(__file__).resolve().parents[1]
 MOTIFS = ["star", "moon", "sun", "eye", "bird", "ladder", "spiral"]
 QUICK = ["data.image_size=32", "data.batch_size=16", "data.num_workers=0", "text.num_topics=8"]
 
@@ -63,18 +59,6 @@ def test_standard_overrides_compose(compose_train):
     assert compose_train("trainer=ddp").trainer.strategy == "ddp"
 
 
-def run_cli(*overrides: str, cwd: Path) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("WANDB_")}
-    return subprocess.run(
-        [sys.executable, "-m", "miro.train", *overrides],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-
-
 def test_cli_as_a_user_types_it(synthetic_dataset, tmp_path):
     """`python -m miro.train +experiment=instagram_text data.dataset_dir=...`, W&B offline."""
     overrides = [
@@ -84,7 +68,7 @@ def test_cli_as_a_user_types_it(synthetic_dataset, tmp_path):
         f"paths.root_dir={tmp_path}",
         *QUICK,
     ]
-    first = run_cli(*overrides, cwd=ROOT)
+    first = run_module("miro.train", *overrides)
     assert first.returncode == 0, first.stderr[-3000:]
     assert "text model fitted" in first.stdout + first.stderr
     assert "test text-to-image mAP" in first.stdout and "vs chance" in first.stdout
@@ -93,15 +77,18 @@ def test_cli_as_a_user_types_it(synthetic_dataset, tmp_path):
     assert (run_dir / ".hydra" / "config.yaml").is_file()
     assert list((run_dir / "wandb").glob("offline-run-*"))
 
-    second = run_cli(*overrides, cwd=ROOT)
+    second = run_module("miro.train", *overrides)
     assert second.returncode == 0, second.stderr[-3000:]
     assert "text model reused" in second.stdout + second.stderr
     assert "text model fitted" not in second.stdout + second.stderr
 
 
 def test_cli_without_a_dataset_says_how_to_make_one(tmp_path):
-    result = run_cli(
-        "+experiment=instagram_text", f"data.dataset_dir={tmp_path / 'none'}", cwd=tmp_path
+    result = run_module(
+        "miro.train",
+        "+experiment=instagram_text",
+        f"data.dataset_dir={tmp_path / 'none'}",
+        cwd=tmp_path,
     )
     assert result.returncode != 0
     assert str(tmp_path / "none") in result.stderr
