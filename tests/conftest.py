@@ -87,11 +87,10 @@ def synthetic_dataset(tmp_path_factory) -> Path:
     return root / "dataset"
 
 
-def fit_encoder(dataset: Path, run_dir: Path, shuffle_targets: bool = False) -> Path:
-    """Train ``+experiment=instagram_text`` on ``dataset`` long enough to learn the synthetic
-    world (64 px, 12 LDA topics, 32 epochs); ``shuffle_targets`` pairs the training images with
-    other posts' captions (the control). Returns ``last.ckpt`` in ``run_dir``'s CLI layout."""
-    cfg = compose_config(
+def encoder_config(dataset: Path, run_dir: Path) -> DictConfig:
+    """``+experiment=instagram_text`` sized to learn the synthetic world in about a minute:
+    64 px, 12 LDA topics, 32 epochs."""
+    return compose_config(
         "train",
         [
             "+experiment=instagram_text",
@@ -106,6 +105,13 @@ def fit_encoder(dataset: Path, run_dir: Path, shuffle_targets: bool = False) -> 
         ],
         run_dir,
     )
+
+
+def fit_encoder(dataset: Path, run_dir: Path, shuffle_targets: bool = False) -> Path:
+    """Train ``encoder_config`` on ``dataset``; ``shuffle_targets`` pairs the training images
+    with other posts' captions (the control). Returns ``last.ckpt`` in ``run_dir``'s CLI
+    layout."""
+    cfg = encoder_config(dataset, run_dir)
     datamodule = instantiate(cfg.data)
     datamodule.prepare_data()
     datamodule.setup()

@@ -5,9 +5,12 @@ import json
 
 import pyarrow.parquet as pq
 import pytest
-from conftest import run_module
+from conftest import encoder_config, run_module
+from hydra.utils import instantiate
+from omegaconf import OmegaConf
 
 from miro.queries import read_ground_truth
+from miro.retrieval.evaluation import evaluate_encoder
 
 MOTIFS = ["star", "moon", "sun", "eye", "bird", "ladder", "spiral"]
 
@@ -95,3 +98,25 @@ def test_retrieve_finds_held_out_posts_whose_labels_hold_the_word(
         assert (tmp_path / f"{words}.png").is_file()
     precision, chance = sum(hits) / len(hits), sum(base_rates) / len(base_rates)
     assert precision >= 2.5 * chance, (hits, precision, chance)
+
+
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore:Be aware that when using `ckpt_path`")  # no callbacks: testing
+def test_the_command_scores_what_training_s_test_step_scores(
+    trained_encoder, synthetic_dataset, tmp_path
+):
+    """One protocol: `miro.evaluate` and the Lightning test step agree on the same checkpoint."""
+    cfg = encoder_config(synthetic_dataset, tmp_path)
+    trainer = instantiate(cfg.trainer, logger=False, enable_checkpointing=False)
+    module, datamodule = instantiate(cfg.module), instantiate(cfg.data)
+    (tested,) = trainer.test(module, datamodule=datamodule, ckpt_path=trained_encoder)
+    evaluation = evaluate_encoder(
+        trained_encoder,
+        synthetic_dataset,
+        OmegaConf.to_container(cfg.queries),
+        image_size=cfg.data.image_size,
+        num_workers=0,
+        progress=False,
+    )
+    for name, value in evaluation.metrics().items():
+        assert value == pytest.approx(tested[name], abs=1e-6), name

@@ -74,7 +74,7 @@ def weights_hash(module: nn.Module) -> str:
 def load_query_image(path: str | Path, image_size: int) -> torch.Tensor:
     """One image as the index saw its images: ``(3, S, S)`` float in [0, 1]."""
     try:
-        return eval_transform(image_size)(read_image(path, min_side=image_size))
+        return eval_transform(image_size)(read_image(path))
     except UnreadableImageError as err:
         raise RetrievalError(f"cannot read the query image: {err}") from err
 
@@ -102,7 +102,9 @@ class ImageFiles(Dataset):
 
     def __getitem__(self, position: int) -> tuple[int, torch.Tensor | None, str | None]:
         try:
-            image = read_image(self.paths[position], min_side=self.image_size)
+            # Decoded whole, as training's loader does: a reduced-scale JPEG decode then resize
+            # gives other pixels (up to 0.46 apart) and so other rankings than training scored.
+            image = read_image(self.paths[position])
         except UnreadableImageError as err:
             return position, None, str(err)
         return position, self.transform(image), None
