@@ -38,6 +38,22 @@ class Evaluation:
         """``{split}/map``, ``/map_chance``, ``/p_at_k``, ``/p_at_k_chance`` (as training logs)."""
         return self.scores.means(prefix=f"{self.split}/")
 
+    def query_rows(self) -> list[dict]:
+        """One row a query: its word, label, relevant posts, AP and P@k."""
+        scores, k = self.scores, self.scores.k
+        return [
+            {
+                "word": word,
+                "label": label,
+                "relevant": int(scores.num_relevant[q]),
+                "ap": float(scores.average_precision[q]),
+                f"p_at_{k}": float(scores.precision_at_k[q]),
+            }
+            for q, (word, label) in enumerate(
+                zip(self.queries.words, self.queries.labels, strict=True)
+            )
+        ]
+
     def table(self) -> str:
         """A per-query table, then the means beside chance, for a terminal."""
         k, scores = self.scores.k, self.scores
@@ -48,12 +64,10 @@ class Evaluation:
             f"split {self.split}: {self.num_posts} posts, relevance by {relevance}",
             f"{'query':<12} {'label':<10} {'relevant':>8} {'AP':>6} {f'P@{k}':>6}",
         ]
-        for q, (word, label) in enumerate(
-            zip(self.queries.words, self.queries.labels, strict=True)
-        ):
-            ap, precision = scores.average_precision[q], scores.precision_at_k[q]
+        for row in self.query_rows():
             lines.append(
-                f"{word:<12} {label:<10} {scores.num_relevant[q]:>8} {ap:>6.3f} {precision:>6.3f}"
+                f"{row['word']:<12} {row['label']:<10} {row['relevant']:>8} "
+                f"{row['ap']:>6.3f} {row[f'p_at_{k}']:>6.3f}"
             )
         means = self.scores.means()
         answered = int((scores.num_relevant > 0).sum())
@@ -70,24 +84,12 @@ class Evaluation:
 
     def write(self, path: Path) -> None:
         """The means and the per-query rows as JSON."""
-        rows = [
-            {
-                "word": word,
-                "label": label,
-                "relevant": int(self.scores.num_relevant[q]),
-                "ap": float(self.scores.average_precision[q]),
-                f"p_at_{self.scores.k}": float(self.scores.precision_at_k[q]),
-            }
-            for q, (word, label) in enumerate(
-                zip(self.queries.words, self.queries.labels, strict=True)
-            )
-        ]
         report = {
             "split": self.split,
             "posts": self.num_posts,
             "ground_truth": str(self.ground_truth) if self.ground_truth else None,
             "metrics": self.metrics(),
-            "queries": rows,
+            "queries": self.query_rows(),
             "unknown_words": self.queries.unknown,
         }
         path.parent.mkdir(parents=True, exist_ok=True)
