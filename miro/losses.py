@@ -17,9 +17,9 @@ from torch import nn
 # into the space it trains in, ``prepare_targets``, because that space is the loss's choice:
 # sigmoid cross-entropy needs [0, 1], the ranking and contrastive losses the unit sphere.
 # ``to_text_space(outputs)`` lands in that same space, so retrieval compares it with
-# ``prepare_targets(query vectors)``. ``prepare_targets`` is idempotent and applied inside
-# ``forward`` too, so targets prepared before or not are the same. A post whose target is all
-# zeros (no caption word in the text model's vocabulary) teaches nothing: every loss ignores it.
+# ``prepare_targets(query vectors)``. ``forward`` always takes the raw vectors. A post whose
+# target is all zeros (no caption word in the text model's vocabulary) teaches nothing: every
+# loss ignores it.
 
 
 def has_text(targets: torch.Tensor) -> torch.Tensor:
@@ -85,6 +85,41 @@ class SigmoidCrossEntropy(TextLoss):
 
     def to_text_space(self, outputs: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(outputs)
+
+
+class SoftmaxCrossEntropy(TextLoss):
+    """Cross-entropy between the softmax of the outputs and the caption's word distribution
+    (Joulin et al., "Learning Visual Features from Large Weakly Supervised Data", ECCV 2016:
+    it trained better than one logistic loss per word). Targets are non-negative weights per
+    word (word counts, or a topic distribution), normalized to sum to 1.
+
+    The text space holds square roots of distributions, unit vectors: the cosine of two of
+    them is their Bhattacharyya coefficient, and the cosine of an image with a one-word query
+    is ``sqrt(p(word | image))``, so a query ranks images by the probability of its word.
+
+    Example::
+
+        loss = SoftmaxCrossEntropy()
+        value = loss(encoder(images), word_counts)  # scalar
+    """
+
+    def prepare_targets(self, vectors: torch.Tensor) -> torch.Tensor:
+        """Square roots of the rows normalized to sum to 1 ``(N, D)``; zero rows stay zero."""
+        return _distribution(vectors).sqrt()
+
+    def forward(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """``outputs`` ``(B, D)`` logits and raw non-negative ``targets`` ``(B, D)``; a scalar."""
+        per_post = -(_distribution(targets) * F.log_softmax(outputs.float(), dim=1)).sum(dim=1)
+        return _mean_over(per_post, has_text(targets))
+
+    def to_text_space(self, outputs: torch.Tensor) -> torch.Tensor:
+        return F.softmax(outputs.float(), dim=1).sqrt()
+
+
+def _distribution(vectors: torch.Tensor) -> torch.Tensor:
+    """Non-negative rows ``(N, D)`` scaled to sum to 1; zero rows stay zero."""
+    vectors = vectors.float()
+    return vectors / vectors.sum(dim=1, keepdim=True).clamp_min(1e-12)
 
 
 class _SphereLoss(TextLoss):

@@ -10,7 +10,13 @@ from conftest import compose_config
 from hydra.utils import instantiate
 
 from miro.index import cosine_ranking
-from miro.losses import CosineRegression, InfoNCE, SigmoidCrossEntropy, TripletRanking
+from miro.losses import (
+    CosineRegression,
+    InfoNCE,
+    SigmoidCrossEntropy,
+    SoftmaxCrossEntropy,
+    TripletRanking,
+)
 from miro.train import train
 
 LOSSES = {
@@ -178,8 +184,13 @@ QUICK = [
         ),
         (
             "instagram_text",
-            ["loss=triplet", "loss.negatives=hardest", "text.passes=2"],
+            ["loss=triplet", "loss.negatives=hardest", "text=lda", "text.passes=2"],
             TripletRanking,
+        ),
+        (
+            "instagram_text",
+            ["text=words", "text.no_below=2", "loss=softmax_ce"],
+            SoftmaxCrossEntropy,
         ),
     ],
 )
@@ -205,3 +216,43 @@ def test_each_loss_trains_through_the_configs(
     module = instantiate(cfg.module)
     module.load_state_dict(state)
     assert type(module.loss) is loss_class
+
+
+def word_counts(rows: int = 16, words: int = 12, seed: int = 0) -> torch.Tensor:
+    """Bag-of-words targets: each caption names two to four words, some twice."""
+    generator = torch.Generator().manual_seed(seed)
+    counts = torch.zeros(rows, words)
+    for row in counts:
+        named = torch.randperm(words, generator=generator)[: int(torch.randint(2, 5, ()))]
+        row[named] = torch.randint(1, 3, (len(named),), generator=generator).float()
+    return counts
+
+
+def test_softmax_prefers_each_caption_s_own_words_and_ranks_by_word_probability():
+    loss = SoftmaxCrossEntropy()
+    targets = word_counts(rows=200)
+    outputs = torch.log(targets / targets.sum(dim=1, keepdim=True) + 1e-3)
+    shuffled = outputs[torch.randperm(200, generator=torch.Generator().manual_seed(1))]
+    assert loss(outputs, targets) < loss(shuffled, targets)
+    images, queries = loss.to_text_space(outputs), loss.prepare_targets(targets)
+    assert torch.allclose(images.norm(dim=1), torch.ones(200))  # sqrt of a distribution
+    assert torch.allclose(queries.norm(dim=1), torch.ones(200))
+    first = cosine_ranking(images.numpy(), queries.numpy())[:, 0]
+    assert torch.allclose(queries[first], queries)  # its own caption, or one of the same words
+    # A one-word query ranks images by the probability of that word, whatever else they hold.
+    one_word = loss.prepare_targets(torch.eye(12)[:1])
+    by_cosine = cosine_ranking(images.numpy(), one_word.numpy())[0]
+    probability = torch.softmax(outputs, dim=1)[:, 0].numpy()
+    assert np.all(np.diff(probability[by_cosine]) <= 1e-6)
+
+
+def test_softmax_ignores_captions_without_words():
+    loss = SoftmaxCrossEntropy()
+    targets, outputs = word_counts(rows=8), word_vectors(rows=8, seed=1)
+    with_empty = torch.cat([targets, torch.zeros(3, 12)])
+    noise = word_vectors(rows=3, seed=9)
+    assert torch.allclose(loss(torch.cat([outputs, noise]), with_empty), loss(outputs, targets))
+    outputs.requires_grad_()
+    value = loss(outputs, torch.zeros(8, 12))
+    value.backward()
+    assert value.item() == 0.0 and not outputs.grad.any()

@@ -8,6 +8,7 @@ from miro.text.lda import TopicEmbedder
 from miro.text.targets import fit_text_targets
 from miro.text.tokenize import CaptionTokenizer
 from miro.text.word2vec import WordVectorEmbedder
+from miro.text.words import WordCountEmbedder
 
 CAPTIONS = [
     "red star over the sea",
@@ -194,3 +195,27 @@ def test_describe_lists_topics_and_nearest_words():
     assert "star" not in nearest.rows[0][1].split()
     assert nearest.rows[1] == ["zebra", "(not in the vocabulary)"]
     assert len(embedder.describe().rows) == 10  # the most frequent words by default
+
+
+def test_word_counts_keep_the_frequent_words_of_every_language(tmp_path):
+    captions = ["la estrella roja", "the red star", "l'estel vermell", "the red star"] * 3
+    embedder = WordCountEmbedder(CaptionTokenizer(), vocabulary_size=8, no_below=2, no_above=1.0)
+    vectors = embedder.fit(captions).transform(["red star red", "estrella", "zebra"])
+    assert vectors.shape == (3, 8) and vectors.dtype == np.float32
+    red, star = (embedder.dictionary.token2id[w] for w in ("red", "star"))
+    assert vectors[0, red] == 2 and vectors[0, star] == 1 and vectors[0].sum() == 3
+    assert vectors[1].sum() == 1 and not vectors[2].any()  # an unknown word: the zero vector
+    assert embedder.knows("estel") and not embedder.knows("zebra")
+    assert embedder.word(star) == "star"
+    embedder.save(tmp_path / "words")
+    loaded = WordCountEmbedder.load(tmp_path / "words")
+    assert np.array_equal(loaded.transform(captions), embedder.transform(captions))
+    assert loaded.describe(probes=["red"]).rows == [["red", 6]]
+
+
+def test_the_vocabulary_is_capped_at_the_most_frequent_words():
+    captions = ["star moon"] * 5 + ["star bird"] * 3 + ["star sun"] * 2
+    embedder = WordCountEmbedder(CaptionTokenizer(), vocabulary_size=2, no_below=1, no_above=1.0)
+    embedder.fit(captions)
+    assert sorted(embedder.dictionary.token2id) == ["moon", "star"]
+    assert embedder.transform(["sun bird"]).shape == (1, 2)
