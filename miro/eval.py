@@ -1,7 +1,9 @@
 """Retrieval metrics: average precision and precision at k of rankings, each beside its
 expected value under a random ranking."""
 
+import itertools
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -55,6 +57,42 @@ class RetrievalScores:
             f"{prefix}{name}": float(values[answerable].mean()) if answerable.any() else math.nan
             for name, values in columns.items()
         }
+
+    def subset(self, queries: np.ndarray) -> "RetrievalScores":
+        """The scores of the queries selected by ``queries`` (a ``(Q,)`` bool mask or indices)."""
+        return RetrievalScores(
+            self.k,
+            self.num_relevant[queries],
+            self.average_precision[queries],
+            self.chance_average_precision[queries],
+            self.precision_at_k[queries],
+            self.chance_precision_at_k[queries],
+        )
+
+    def means_by_language(
+        self, languages: Sequence[Sequence[str]], prefix: str = ""
+    ) -> dict[str, float]:
+        """``means`` over the queries of each language: ``{prefix}map_<language>``, ...;
+        ``languages[q]`` are query ``q``'s languages (a word of two languages counts in both)."""
+        scores = {}
+        for language in sorted({code for codes in languages for code in codes}):
+            chosen = np.array([language in codes for codes in languages])
+            means = self.subset(chosen).means()
+            scores |= {f"{prefix}{name}_{language}": value for name, value in means.items()}
+        return scores
+
+
+def top_k_overlap(rankings: np.ndarray, groups: Mapping[str, Sequence[int]], k: int = 10):
+    """How much the top ``k`` of queries that ask for the same thing agree: for each group of
+    query rows (one label's words in several languages), the mean over pairs of the share of
+    their top ``k`` items in common, in [0, 1]; groups of one query are left out."""
+    overlap = {}
+    for label, rows in groups.items():
+        tops = [set(rankings[row, :k].tolist()) for row in rows]
+        pairs = list(itertools.combinations(tops, 2))
+        if pairs:
+            overlap[label] = float(np.mean([len(a & b) / k for a, b in pairs]))
+    return overlap
 
 
 def score_retrieval(rankings: np.ndarray, relevance: np.ndarray, k: int = 5) -> RetrievalScores:

@@ -3,18 +3,21 @@
 The protocol of "Learning to Learn from Web Data" (Gomez et al., 2017): each query word ranks
 the held-out images by cosine to its text vector; a post is relevant when its caption holds the
 word, or, where ground-truth labels exist (the synthetic set), when its labels hold the query's
-label. Queries are configured as ``label → words`` so one concept is asked in every language of
-the data (``star: [star, estrella, estel, étoile]``); a plain list makes each word its own label.
+label. Queries are configured as ``label → {language: words}`` so one concept is asked in every
+language of the data (``star: {en: star, es: estrella, ca: estel, fr: étoile}``) and scores can
+be read per query language; ``label → [words]`` leaves the languages unsaid, and a plain list
+makes each word its own label.
 
 Example::
 
-    spec = {"star": ["star", "estrella"], "red": ["red", "rojo"]}
+    spec = {"star": {"en": "star", "es": "estrella"}, "red": ["red", "rojo"]}
     labels = read_ground_truth(find_ground_truth("data/demo/dataset"))   # or None: captions
     queries = retrieval_queries(spec, text_model, captions, [labels[i] for i in ids])
     queries.words, queries.vectors, queries.relevance   # (Q,), (Q, D), (Q, N)
 """
 
 import json
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,21 +43,60 @@ class RetrievalQueries:
     relevance: np.ndarray  # (Q, N) bool over the split's posts, in dataset order
     by_label: bool = False  # relevance from ground-truth labels rather than captions
     unknown: list[str] = field(default_factory=list)  # configured words the text model lacks
+    languages: list[tuple[str, ...]] = field(default_factory=list)  # each word's languages
 
 
-def query_labels(spec: Mapping[str, Sequence[str]] | Sequence[str]) -> dict[str, str]:
-    """``word → label`` of a ``label → words`` mapping, or of a list (each word its own label)."""
-    if isinstance(spec, Mapping):
-        pairs = [(word, label) for label, words in spec.items() for word in words]
-    else:
-        pairs = [(word, word) for word in spec]
-    labels: dict[str, str] = {}
-    for word, label in pairs:
-        if labels.setdefault(str(word), str(label)) != str(label):
-            raise QueryError(f"query word {word!r} is listed under {labels[word]!r} and {label!r}")
-    if not labels:
+@dataclass(frozen=True)
+class QueryWord:
+    """One query word, the concept it asks for, and the languages it is a word of (empty when
+    the configuration does not say)."""
+
+    word: str
+    label: str
+    languages: tuple[str, ...] = ()
+
+
+QuerySpec = Mapping[str, Sequence[str] | Mapping[str, str | Sequence[str]]] | Sequence[str]
+
+
+def query_words(spec: QuerySpec) -> list[QueryWord]:
+    """The words of ``label → {language: words}``, ``label → [words]`` or a list (each word its
+    own label), in order; a word listed in several languages of one label is one query."""
+    if not isinstance(spec, Mapping):
+        spec = {word: [word] for word in spec}
+    found: dict[str, QueryWord] = {}
+    for label, words in spec.items():
+        by_language = words.items() if isinstance(words, Mapping) else [("", words)]
+        for language, entries in by_language:
+            for word in [entries] if isinstance(entries, str) else entries:
+                word, label, language = str(word), str(label), str(language)
+                known = found.setdefault(word, QueryWord(word, label))
+                if known.label != label:
+                    raise QueryError(
+                        f"query word {word!r} is listed under {known.label!r} and {label!r}"
+                    )
+                if language and language not in known.languages:
+                    found[word] = QueryWord(word, label, (*known.languages, language))
+    if not found:
         raise QueryError("no retrieval queries configured; list words under queries")
-    return labels
+    return list(found.values())
+
+
+def frequent_word_queries(
+    text_model, captions: Sequence[str], languages: Sequence[str], per_language: int = 5
+) -> dict[str, dict[str, list[str]]]:
+    """Queries taken from the data, for text models that know none of the configured words:
+    the ``per_language`` words the text model knows that most captions of each language hold,
+    as a ``word → {language: [word]}`` spec (judged by captions)."""
+    counts: dict[str, Counter] = {}
+    for caption, language in zip(captions, languages, strict=True):
+        known = {word for word in text_model.tokenizer(caption) if text_model.knows(word)}
+        counts.setdefault(language, Counter()).update(known)
+    spec: dict[str, dict[str, list[str]]] = {}
+    for language, counter in sorted(counts.items()):
+        for word, _ in counter.most_common(per_language):
+            spec.setdefault(word, {})[language] = [word]
+    return spec
 
 
 def find_ground_truth(dataset_dir: str | Path, labels: str | Path | None = "auto") -> Path | None:
@@ -112,7 +154,7 @@ def post_labels(ground_truth: Path | None, ids: Sequence[str]) -> list[frozenset
 
 
 def retrieval_queries(
-    spec: Mapping[str, Sequence[str]] | Sequence[str],
+    spec: QuerySpec,
     text_model,
     captions: Sequence[str],
     labels: Sequence[frozenset[str]] | None = None,
@@ -121,7 +163,8 @@ def retrieval_queries(
     """The queries of ``spec`` that ``text_model`` knows every word of, over these posts.
 
     Args:
-        spec: ``label → words`` or a list of words (see the module docstring).
+        spec: ``label → {language: words}``, ``label → [words]`` or a list of words (see the
+            module docstring).
         text_model: a fitted text model (``tokenizer``, ``knows``, ``transform``).
         captions: the split's captions, in dataset order.
         labels: each post's ground-truth labels; None: a post is relevant to a query when its
@@ -131,28 +174,36 @@ def retrieval_queries(
 
     Raises ``QueryError`` when the text model knows none of the configured words.
     """
-    word_labels = query_labels(spec)
+    configured = query_words(spec)
     tokenize = text_model.tokenizer
     caption_words = None if labels is not None else [set(tokenize(c)) for c in captions]
-    words, kept_labels, relevance, unknown = [], [], [], []
-    for word, label in word_labels.items():
-        tokens = set(tokenize(word))
+    kept, relevance, unknown = [], [], []
+    for query in configured:
+        tokens = set(tokenize(query.word))
         if not tokens or not all(text_model.knows(token) for token in tokens):
-            unknown.append(word)
+            unknown.append(query.word)
             continue
-        words.append(word)
-        kept_labels.append(label)
+        kept.append(query)
         if labels is not None:
-            relevance.append([label in post for post in labels])
+            relevance.append([query.label in post for post in labels])
         else:
             relevance.append([tokens <= caption for caption in caption_words])
-    if not words:
+    if not kept:
         raise QueryError(
-            f"none of the query words {list(word_labels)} is in the text model's vocabulary; "
-            "choose words that occur in the training captions"
+            f"none of the query words {[q.word for q in configured]} is in the text model's "
+            "vocabulary; choose words that occur in the training captions"
         )
+    words = [query.word for query in kept]
     vectors = np.asarray(text_model.transform(words), dtype=np.float32)
     if prepare_targets is not None:
         vectors = prepare_targets(torch.from_numpy(vectors)).numpy()
     relevance = np.array(relevance, dtype=bool).reshape(len(words), len(captions))
-    return RetrievalQueries(words, kept_labels, vectors, relevance, labels is not None, unknown)
+    return RetrievalQueries(
+        words,
+        [query.label for query in kept],
+        vectors,
+        relevance,
+        labels is not None,
+        unknown,
+        [query.languages for query in kept],
+    )

@@ -6,6 +6,7 @@ from miro.eval import (
     chance_average_precision,
     mean_average_precision,
     score_retrieval,
+    top_k_overlap,
 )
 from miro.index import cosine_ranking
 
@@ -59,3 +60,22 @@ def test_chance_precision_matches_random_rankings():
     assert simulated.chance_precision_at_k[0] == pytest.approx(
         simulated.precision_at_k.mean(), abs=0.01
     )
+
+
+def test_means_by_language_average_each_language_s_queries():
+    relevance = np.array([[1, 0, 0], [0, 1, 0], [0, 0, 1]], dtype=bool)
+    rankings = np.array([[0, 1, 2], [0, 1, 2], [0, 1, 2]])  # hits at ranks 1, 2, 3
+    scores = score_retrieval(rankings, relevance, k=1)
+    means = scores.means_by_language([("en",), ("es", "ca"), ("es",)], prefix="test/")
+    assert means["test/map_en"] == 1.0
+    assert means["test/map_es"] == pytest.approx((1 / 2 + 1 / 3) / 2)
+    assert means["test/map_ca"] == pytest.approx(1 / 2)
+    assert means["test/p_at_1_es"] == 0.0 and means["test/p_at_1_chance_en"] == pytest.approx(1 / 3)
+
+
+def test_top_k_overlap_is_the_share_of_the_top_k_two_words_agree_on():
+    rankings = np.array([[0, 1, 2, 3], [1, 0, 3, 2], [2, 3, 0, 1], [3, 2, 1, 0]])
+    overlap = top_k_overlap(rankings, {"star": [0, 1], "moon": [0, 2, 3], "sun": [3]}, k=2)
+    assert overlap["star"] == 1.0  # the same two items, in another order
+    assert overlap["moon"] == pytest.approx((0 + 0 + 1) / 3)
+    assert "sun" not in overlap  # one word: nothing to agree with

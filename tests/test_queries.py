@@ -9,9 +9,11 @@ import torch
 from miro.losses import SigmoidCrossEntropy
 from miro.queries import (
     QueryError,
+    QueryWord,
     find_ground_truth,
+    frequent_word_queries,
     post_labels,
-    query_labels,
+    query_words,
     retrieval_queries,
 )
 from miro.text.lda import TopicEmbedder
@@ -38,13 +40,23 @@ def text_model() -> TopicEmbedder:
     return embedder.fit(CAPTIONS)
 
 
-def test_query_labels_of_a_mapping_a_list_and_a_conflict():
-    assert query_labels(SPEC)["oiseau"] == "bird"
-    assert query_labels(["moon", "luna"]) == {"moon": "moon", "luna": "luna"}
+def test_query_words_of_a_language_mapping_a_label_mapping_a_list_and_a_conflict():
+    spec = {"star": {"en": "star", "es": ["estrella", "astro"]}, "sun": {"es": "sol", "ca": "sol"}}
+    words = {query.word: query for query in query_words(spec)}
+    assert words["astro"] == QueryWord("astro", "star", ("es",))
+    assert words["sol"].languages == ("es", "ca")  # one query, asked in two languages
+    assert query_words(SPEC)[-1] == QueryWord("mujer", "woman", ())
+    assert [q.label for q in query_words(["moon", "luna"])] == ["moon", "luna"]
     with pytest.raises(QueryError, match="'sol'"):
-        query_labels({"sun": ["sol"], "ground": ["sol"]})
+        query_words({"sun": ["sol"], "ground": ["sol"]})
     with pytest.raises(QueryError, match="no retrieval queries"):
-        query_labels([])
+        query_words([])
+
+
+def test_queries_from_the_data_are_each_language_s_most_frequent_known_words(text_model):
+    captions = ["the red star", "the red moon", "la luna roja", "la luna", "l'œil rouge"]
+    spec = frequent_word_queries(text_model, captions, ["en", "en", "es", "es", "fr"], 1)
+    assert spec == {"red": {"en": ["red"]}, "luna": {"es": ["luna"]}, "œil": {"fr": ["œil"]}}
 
 
 def test_relevance_by_caption_in_each_language(text_model):

@@ -15,7 +15,14 @@ from torchvision.io import ImageReadMode, decode_image
 from torchvision.transforms import v2
 
 from miro.lit.resume import ResumableDataLoader
-from miro.queries import RetrievalQueries, find_ground_truth, post_labels, retrieval_queries
+from miro.queries import (
+    QueryError,
+    RetrievalQueries,
+    find_ground_truth,
+    frequent_word_queries,
+    post_labels,
+    retrieval_queries,
+)
 from miro.text.targets import TextEmbedder, TextTargets, fit_text_targets
 
 log = logging.getLogger(__name__)
@@ -57,7 +64,22 @@ def read_manifest(dataset_dir: Path) -> dict[str, list]:
             f"python -m data_pipeline.build raw=RAW out={dataset_dir}\n"
             "then pass data.dataset_dir=DIR"
         )
-    return pq.read_table(path, columns=["id", "split", "caption", "image"]).to_pydict()
+    columns = ["id", "split", "caption", "language", "image"]
+    return pq.read_table(path, columns=columns).to_pydict()
+
+
+def keep_languages(manifest: dict[str, list], languages: Sequence[str]) -> dict[str, list]:
+    """The manifest's rows whose caption language is among ``languages``."""
+    keep = [language in languages for language in manifest["language"]]
+    if not any(keep):
+        raise DatasetNotFoundError(
+            f"no post of the dataset is in data.languages={list(languages)}; its languages "
+            f"are {sorted(set(manifest['language']))}"
+        )
+    return {
+        name: [value for value, kept in zip(column, keep, strict=True) if kept]
+        for name, column in manifest.items()
+    }
 
 
 class InstagramDataModule(pl.LightningDataModule):
@@ -82,6 +104,9 @@ class InstagramDataModule(pl.LightningDataModule):
         loss: the training loss (``miro.losses``); its ``prepare_targets`` puts the query
             vectors in the space where its ``to_text_space`` puts images. None: queries as
             the text model gives them.
+        languages: only the posts whose caption is in these languages, for training and
+            validation (InstaBarcelona's language-separate treatment: a text model per
+            language); None: every post.
     """
 
     def __init__(
@@ -96,10 +121,13 @@ class InstagramDataModule(pl.LightningDataModule):
         queries: Mapping[str, Sequence[str]] | Sequence[str] = (),
         labels: str | None = "auto",
         loss: nn.Module | None = None,
+        languages: Sequence[str] | None = None,
     ) -> None:
         super().__init__()
         self.dataset_dir = Path(dataset_dir)
         self.manifest = read_manifest(self.dataset_dir)
+        if languages:
+            self.manifest = keep_languages(self.manifest, languages)
         self.text = text
         self.cache_dir = Path(cache_dir)
         self.image_size = image_size
@@ -139,14 +167,20 @@ class InstagramDataModule(pl.LightningDataModule):
         )
 
     def retrieval_queries(self, split: str) -> RetrievalQueries:
-        """The configured queries over ``split`` that the text model knows every word of."""
-        queries = retrieval_queries(
-            self.query_spec,
-            self.targets.embedder,
-            self._column("caption", split),
-            post_labels(self.ground_truth, self.ids(split)),
-            getattr(self.loss, "prepare_targets", None),
-        )
+        """The configured queries over ``split`` that the text model knows every word of; when
+        it knows none (another hashtag's posts), the training captions' most frequent words of
+        each language, judged by caption: a run never stops over its metrics."""
+        text_model, captions = self.targets.embedder, self._column("caption", split)
+        prepare = getattr(self.loss, "prepare_targets", None)
+        labels = post_labels(self.ground_truth, self.ids(split))
+        try:
+            queries = retrieval_queries(self.query_spec, text_model, captions, labels, prepare)
+        except QueryError as err:
+            spec = frequent_word_queries(
+                text_model, self._column("caption", "train"), self._column("language", "train")
+            )
+            log.warning("%s\nvalidating with the data's most frequent words: %s", err, list(spec))
+            queries = retrieval_queries(spec, text_model, captions, None, prepare)
         if queries.unknown:
             log.info("retrieval queries outside the text vocabulary, skipped: %s", queries.unknown)
         return queries

@@ -135,7 +135,9 @@ class TextSupervisedEncoder(pl.LightningModule):
         queries = self.trainer.datamodule.queries[split]
         rankings = cosine_ranking(embeddings[first], queries.vectors)
         scores = score_retrieval(rankings, queries.relevance[:, indices])
-        self.log_dict(scores.means(prefix=f"{split}/"), sync_dist=True)
+        prefix = f"{split}/"
+        means = scores.means(prefix) | scores.means_by_language(queries.languages, prefix)
+        self.log_dict(means, sync_dist=True)
         self.last_retrieval = RankedQueries(
             split, queries.words, indices[rankings], queries.relevance
         )

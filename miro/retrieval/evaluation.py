@@ -9,13 +9,16 @@ Example::
 """
 
 import json
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from miro.devices import resolve_device
 from miro.dream.checkpoint import load_encoder
-from miro.eval import RetrievalScores, score_retrieval
+from miro.eval import RetrievalScores, score_retrieval, top_k_overlap
 from miro.index import cosine_ranking
 from miro.lit.data import SPLITS, read_manifest
 from miro.queries import RetrievalQueries, find_ground_truth, post_labels, retrieval_queries
@@ -32,11 +35,48 @@ class Evaluation:
     queries: RetrievalQueries
     scores: RetrievalScores
     ground_truth: Path | None
+    rankings: np.ndarray  # (Q, N) post positions, best first
     skipped_images: int = 0
 
     def metrics(self) -> dict[str, float]:
-        """``{split}/map``, ``/map_chance``, ``/p_at_k``, ``/p_at_k_chance`` (as training logs)."""
-        return self.scores.means(prefix=f"{self.split}/")
+        """``{split}/map``, ``/map_chance``, ``/p_at_k``, ``/p_at_k_chance``, the same per query
+        language (``/map_en``, ...) as training logs them, and ``/overlap_at_10``."""
+        prefix = f"{self.split}/"
+        overlap = self.cross_lingual_overlap()
+        return (
+            self.scores.means(prefix=prefix)
+            | self.scores.means_by_language(self.queries.languages, prefix=prefix)
+            | {
+                f"{prefix}overlap_at_10": float(
+                    np.mean(list(overlap.values())) if overlap else math.nan
+                )
+            }
+        )
+
+    def cross_lingual_overlap(self, k: int = 10) -> dict[str, float]:
+        """For each label asked in several words (languages), the mean share of the top ``k``
+        that two of its words have in common: 1 when every language finds the same posts."""
+        groups: dict[str, list[int]] = {}
+        for row, label in enumerate(self.queries.labels):
+            groups.setdefault(label, []).append(row)
+        return top_k_overlap(self.rankings, groups, k)
+
+    def language_rows(self) -> list[dict]:
+        """One row a query language: its queries' mAP and P@k beside chance."""
+        means = self.scores.means_by_language(self.queries.languages)
+        k = self.scores.k
+        languages = sorted({code for codes in self.queries.languages for code in codes})
+        return [
+            {
+                "language": language,
+                "queries": sum(language in codes for codes in self.queries.languages),
+                "map": means[f"map_{language}"],
+                "map_chance": means[f"map_chance_{language}"],
+                f"p_at_{k}": means[f"p_at_{k}_{language}"],
+                f"p_at_{k}_chance": means[f"p_at_{k}_chance_{language}"],
+            }
+            for language in languages
+        ]
 
     def query_rows(self) -> list[dict]:
         """One row a query: its word, label, relevant posts, AP and P@k."""
@@ -45,12 +85,13 @@ class Evaluation:
             {
                 "word": word,
                 "label": label,
+                "languages": list(languages),
                 "relevant": int(scores.num_relevant[q]),
                 "ap": float(scores.average_precision[q]),
                 f"p_at_{k}": float(scores.precision_at_k[q]),
             }
-            for q, (word, label) in enumerate(
-                zip(self.queries.words, self.queries.labels, strict=True)
+            for q, (word, label, languages) in enumerate(
+                zip(self.queries.words, self.queries.labels, self.queries.languages, strict=True)
             )
         ]
 
@@ -76,6 +117,21 @@ class Evaluation:
             f"mAP {means['map']:.3f} (chance {means['map_chance']:.3f}), "
             f"P@{k} {means[f'p_at_{k}']:.3f} (chance {means[f'p_at_{k}_chance']:.3f})"
         )
+        if any(self.queries.languages):
+            header = ("language", "queries", "mAP", "chance", f"P@{k}", "chance")
+            lines.append("{:<9} {:>7} {:>6} {:>6} {:>6} {:>6}".format(*header))
+            for row in self.language_rows():
+                lines.append(
+                    f"{row['language']:<9} {row['queries']:>7} {row['map']:>6.3f} "
+                    f"{row['map_chance']:>6.3f} {row[f'p_at_{k}']:>6.3f} "
+                    f"{row[f'p_at_{k}_chance']:>6.3f}"
+                )
+        overlap = self.cross_lingual_overlap()
+        if overlap:
+            lines.append(
+                f"top-10 overlap across a label's languages: {np.mean(list(overlap.values())):.2f} "
+                f"({', '.join(f'{label} {value:.2f}' for label, value in overlap.items())})"
+            )
         if self.queries.unknown:
             lines.append(f"words the text model does not know, skipped: {self.queries.unknown}")
         if self.skipped_images:
@@ -90,6 +146,8 @@ class Evaluation:
             "ground_truth": str(self.ground_truth) if self.ground_truth else None,
             "metrics": self.metrics(),
             "queries": self.query_rows(),
+            "languages": self.language_rows(),
+            "cross_lingual_overlap_at_10": self.cross_lingual_overlap(),
             "unknown_words": self.queries.unknown,
         }
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -151,4 +209,6 @@ def evaluate_encoder(
     )
     rankings = cosine_ranking(embedded.vectors, found.vectors)
     scores = score_retrieval(rankings, found.relevance, k)
-    return Evaluation(split, len(posts), found, scores, ground_truth, len(embedded.skipped))
+    return Evaluation(
+        split, len(posts), found, scores, ground_truth, rankings, len(embedded.skipped)
+    )
