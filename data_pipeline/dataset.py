@@ -3,8 +3,8 @@
 The plain-function form of ``python -m data_pipeline.build``. Posts go through the stages in
 arrival order, cheap ones first; each drop is counted by reason, never a crash:
 
-1. the same post id under two folders; caption checks (``no_caption``, ``too_few_words``,
-   blacklisted users and words);
+1. the same post id under two folders; caption checks (``no_caption``, ``too_few_words``
+   counted ``word_count``: as written or content words, blacklisted users and words);
 2. caption language (lingua, ``data_pipeline.language``);
 3. the image: decodes fully, not a decompression bomb, short side large enough;
 4. prolific users (InstaBarcelona: more than 20 posts);
@@ -13,11 +13,14 @@ arrival order, cheap ones first; each drop is counted by reason, never a crash:
 Incremental: ``DATASET/build_state.sqlite`` (``data_pipeline.state``) keeps each post as read,
 its language, its cached image and its duplicate decision. A re-run reads, detects and decodes
 only new or changed posts; old posts come first in arrival order, so a newer copy of a kept
-post is the one dropped. Duplicate decisions of the unchanged prefix of that order are reused
-as they are; from the first post whose inputs changed on (usually: the new posts) they are
-recomputed. Splits are a hash of the post id, so no post ever changes split. One stage looks at
-all posts at once: with ``prolific_users="drop"`` an old post is dropped when its owner passes
-``max_posts_per_user`` with new posts (``keep_first`` never drops an old post).
+post is the one dropped. The caption checks are cheap and none of their decisions is stored:
+they re-run on every post, so a changed ``min_words``, ``word_count`` or blacklist re-decides
+them all, and a post they now let through is detected, cached and deduplicated as a new one.
+Duplicate decisions of the unchanged prefix of that order are reused as they are; from the
+first post whose inputs changed on (usually: the new posts) they are recomputed. Splits are a
+hash of the post id, so no post ever changes split. One stage looks at all posts at once: with
+``prolific_users="drop"`` an old post is dropped when its owner passes ``max_posts_per_user``
+with new posts (``keep_first`` never drops an old post).
 
 Example::
 
@@ -45,6 +48,10 @@ from data_pipeline.filters import (
     LANGUAGE,
     PROLIFIC_POLICIES,
     PROLIFIC_USER,
+    TOO_FEW_WORDS,
+    WORD_COUNTS,
+    WRITTEN,
+    MinWords,
     PostCheck,
     default_checks,
     first_drop_reason,
@@ -71,6 +78,7 @@ def build_dataset(
     tokenizer: Callable[[str], list[str]],
     *,
     min_words: int = 3,
+    word_count: str = WRITTEN,
     languages: Sequence[str] | None = KEEP,
     language_confusers: Sequence[str] = CONFUSERS,
     language_accuracy: str = "high",
@@ -97,8 +105,12 @@ def build_dataset(
         raw_dir: a folder in instaloader's layout, searched recursively.
         out_dir: the dataset dir; gets ``manifest.parquet``, ``report.json``, ``images/`` and
             ``build_state.sqlite``.
-        tokenizer: caption → words, for the ``min_words`` filter (``CaptionTokenizer``).
-        min_words: fewest tokenizer words a kept caption has.
+        tokenizer: caption → content words (``CaptionTokenizer``), for
+            ``word_count="content"``.
+        min_words: fewest words a kept caption has.
+        word_count: how ``min_words`` counts: ``"written"``, the caption's words as written
+            (hashtags are words, URLs and @mentions are not; InstaBarcelona's count), or
+            ``"content"``, the words ``tokenizer`` leaves after stopwords and its blacklist.
         languages: ISO 639-1 codes of the caption languages kept; None keeps every caption
             (and detects none).
         language_confusers: other languages the detector may answer (then the post is dropped).
@@ -133,13 +145,15 @@ def build_dataset(
     timings: dict[str, dict[str, float]] = {}
     started = time.perf_counter()
     check_fractions(splits)
-    _check_settings(min_words, max_posts_per_user, prolific_users, near_duplicate_distance)
+    _check_settings(
+        min_words, word_count, max_posts_per_user, prolific_users, near_duplicate_distance
+    )
     detector = (
         LanguageDetector(languages, language_confusers, language_accuracy) if languages else None
     )
     spec = ResizeSpec(image_short_side, jpeg_quality, max_image_pixels, min_image_side, jpeg_draft)
     if checks is None:
-        checks = default_checks(tokenizer, min_words, blacklist_words, blacklist_users)
+        checks = default_checks(tokenizer, min_words, blacklist_words, blacklist_users, word_count)
     raw_dir, out_dir = (Path(path).expanduser().resolve() for path in (raw_dir, out_dir))
 
     with _timed(timings, "read"):
@@ -182,7 +196,7 @@ def build_dataset(
     for row in order:
         post, reason = row.post, reasons[row.post.key]
         if reason is not None:
-            report.drop(reason, post.stem, _note(row, reason, duplicates, state))
+            report.drop(reason, post.stem, _note(row, reason, duplicates, state, checks))
             continue
         assert isinstance(row.image, CachedImage)
         split = assign_split(post.id, splits)
@@ -215,20 +229,35 @@ def _timed(timings: dict[str, dict[str, float]], stage: str) -> Iterator[None]:
     }
 
 
-def _note(row: PostState, reason: str, duplicates: DuplicateFilter, state: BuildState) -> str:
+def _note(
+    row: PostState,
+    reason: str,
+    duplicates: DuplicateFilter,
+    state: BuildState,
+    checks: Sequence[PostCheck],
+) -> str:
     """What a report example says beside the post's stem."""
     if reason == LANGUAGE:
         return f"detected {row.language or 'nothing'}"
+    if reason == TOO_FEW_WORDS:
+        counter = next((check for check in checks if isinstance(check, MinWords)), None)
+        return counter.note(row.post) if counter else ""
     copy_of = duplicates.copy_of.get(row.post.key)
     return f"copy of {state.posts[copy_of].post.stem}" if copy_of else ""
 
 
 def _check_settings(
-    min_words: int, max_posts: int | None, policy: str, near_distance: int | None
+    min_words: int,
+    word_count: str,
+    max_posts: int | None,
+    policy: str,
+    near_distance: int | None,
 ) -> None:
     problems = []
     if min_words < 0:
         problems.append(f"min_words must be >= 0, got {min_words}")
+    if word_count not in WORD_COUNTS:
+        problems.append(f"word_count must be one of {WORD_COUNTS}, got {word_count!r}")
     if max_posts is not None and max_posts < 1:
         problems.append(f"max_posts_per_user must be >= 1 or null (no cap), got {max_posts}")
     if policy not in PROLIFIC_POLICIES:

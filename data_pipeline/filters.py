@@ -9,6 +9,7 @@ Example::
 
     checks = default_checks(CaptionTokenizer(), min_words=3, blacklist_words=["giveaway"])
     first_drop_reason(post, checks)  # None, "no_caption", "too_few_words", ...
+    written_words("molt bonic sol #miro https://t.co/x")  # ['molt', 'bonic', 'sol', 'miro']
 """
 
 import re
@@ -44,7 +45,16 @@ DROP_REASONS = (
     NEAR_DUPLICATE,
 )
 PROLIFIC_POLICIES = ("drop", "keep_first")
+# How min_words counts: the caption's words as written (as the papers did), or the content
+# words the text model will see (after stopwords and the tokenizer's blacklist).
+WRITTEN, CONTENT = "written", "content"
+WORD_COUNTS = (WRITTEN, CONTENT)
 _WORD = re.compile(r"\w+")
+# The tokenizer's URL and @mention patterns (miro.text.tokenize): neither is a word as written.
+_URL = re.compile(r"https?://\S+|www\.\S+", re.IGNORECASE)
+_MENTION = re.compile(r"@[\w.]+")
+# A run of letters; an apostrophe or hyphen inside it joins (l'ocell, après-midi: one word).
+_WRITTEN_WORD = re.compile(r"[^\W\d_]+(?:['’-][^\W\d_]+)*")
 
 
 def has_caption(post: RawPost) -> str | None:
@@ -52,22 +62,55 @@ def has_caption(post: RawPost) -> str | None:
     return None if post.caption and post.caption.strip() else NO_CAPTION
 
 
+def written_words(caption: str) -> list[str]:
+    """The caption's words as written, counted as InstaBarcelona (Gomez et al.) counted them.
+
+    Their filter replaced ``#`` by a space and split on whitespace: hashtags are words and
+    stopwords count. Here URLs and @mentions are removed first, and a word is a run of letters
+    (an inner apostrophe or hyphen joins: ``l'ocell`` is one word), so emojis, numbers and
+    punctuation are no words, and a sentence of a script written without spaces (Japanese)
+    is not one word.
+
+    >>> written_words("M'encanta el sol! 🌞 #miro @fundaciomiro https://t.co/x1y2")
+    ["M'encanta", 'el', 'sol', 'miro']
+    """
+    return _WRITTEN_WORD.findall(_MENTION.sub(" ", _URL.sub(" ", caption)))
+
+
 class MinWords:
-    """Drop captions with fewer than ``min_words`` words after the project tokenizer.
+    """Drop captions with fewer than ``min_words`` words, counted ``written`` or ``content``.
+
+    ``written`` (the papers' count, ``written_words``) keeps short captions that name what is
+    shown, stopwords and all (``molt bonic sol #miro``); ``content`` counts what ``tokenize``
+    leaves: emojis, @mentions, stopwords and blacklisted hashtags (``#joanmiro``) count for
+    nothing, which drops such captions. experiments/build_filters measures both.
 
     Args:
-        tokenize: caption → words, e.g. ``miro.text.tokenize.CaptionTokenizer``; emojis,
-            @mentions, stopwords and blacklisted hashtags (``#joanmiro``) count for nothing.
+        tokenize: caption → words, e.g. ``miro.text.tokenize.CaptionTokenizer``; used by
+            ``content`` only.
         min_words: fewest words a kept caption has.
+        word_count: ``"written"`` or ``"content"``.
     """
 
-    def __init__(self, tokenize: Callable[[str], list[str]], min_words: int = 3) -> None:
-        self.tokenize = tokenize
+    def __init__(
+        self,
+        tokenize: Callable[[str], list[str]],
+        min_words: int = 3,
+        word_count: str = WRITTEN,
+    ) -> None:
+        if word_count not in WORD_COUNTS:
+            raise ValueError(f"word_count must be one of {WORD_COUNTS}, got {word_count!r}")
+        self.words = written_words if word_count == WRITTEN else tokenize
         self.min_words = min_words
+        self.word_count = word_count
 
     def __call__(self, post: RawPost) -> str | None:
-        words = self.tokenize(post.caption or "")
+        words = self.words(post.caption or "")
         return None if len(words) >= self.min_words else TOO_FEW_WORDS
+
+    def note(self, post: RawPost) -> str:
+        """Why a dropped post fell short, for the report: ``"2 written words < 3"``."""
+        return f"{len(self.words(post.caption or ''))} {self.word_count} words < {self.min_words}"
 
 
 class BlacklistedUsers:
@@ -100,9 +143,10 @@ def default_checks(
     min_words: int = 3,
     blacklist_words: Iterable[str] = (),
     blacklist_users: Iterable[str] = (),
+    word_count: str = WRITTEN,
 ) -> list[PostCheck]:
     """The caption checks, in order (a blacklist left empty is no check)."""
-    checks: list[PostCheck] = [has_caption, MinWords(tokenize, min_words)]
+    checks: list[PostCheck] = [has_caption, MinWords(tokenize, min_words, word_count)]
     if blacklist_users:
         checks.append(BlacklistedUsers(blacklist_users))
     if blacklist_words:

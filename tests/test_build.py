@@ -22,7 +22,7 @@ from PIL import Image, ImageDraw
 
 from data_pipeline.dataset import BuildSettingsError, build_dataset
 from data_pipeline.dedupe import HammingIndex, hamming
-from data_pipeline.filters import DROP_REASONS
+from data_pipeline.filters import DROP_REASONS, written_words
 from data_pipeline.images import ImageTooLarge, UnreadableImage, open_image
 from data_pipeline.language import LanguageSettingsError
 from data_pipeline.manifest import MANIFEST_SCHEMA
@@ -178,7 +178,11 @@ def test_bad_posts_are_dropped_and_counted_while_the_rest_is_intact(tmp_path, to
 
     assert report.seen == 14  # the video, the comments and ground_truth.jsonl are not posts
     assert report.kept == 6
-    assert report.dropped == drops(report, no_caption=2, too_few_words=2, image_unreadable=4)
+    # Three hashtags are three words as written: the emoji post passes the word count (as in
+    # the papers) and is dropped by language (lingua reads "joanmiro miro art" as Polish).
+    assert report.dropped == drops(
+        report, no_caption=2, too_few_words=1, wrong_language=1, image_unreadable=4
+    )
     assert report.seen == report.kept + sum(report.dropped.values())
     table = read_manifest(out)
     assert table.column("id").to_pylist() == sorted([*good, only_json, latin, huge])
@@ -488,6 +492,8 @@ def test_unknown_language_codes_and_bad_settings_name_the_key(tmp_path, tokenize
         build(tmp_path / "raw", tmp_path / "dataset", tokenizer, prolific_users="some")
     with pytest.raises(BuildSettingsError, match="max_posts_per_user must be >= 1"):
         build(tmp_path / "raw", tmp_path / "dataset", tokenizer, max_posts_per_user=0)
+    with pytest.raises(BuildSettingsError, match="word_count must be one of"):
+        build(tmp_path / "raw", tmp_path / "dataset", tokenizer, word_count="words")
 
 
 def test_blacklisted_words_and_users_are_dropped_and_counted(tmp_path, tokenizer):
@@ -501,6 +507,79 @@ def test_blacklisted_words_and_users_are_dropped_and_counted(tmp_path, tokenizer
     )
     assert report.dropped == drops(report, blacklisted_word=2, blacklisted_user=1)
     assert read_manifest(out).column("id").to_pylist() == [kept]
+
+
+def test_written_words_are_the_captions_words_as_the_papers_counted_them():
+    assert written_words("molt bonic sol #miro") == ["molt", "bonic", "sol", "miro"]
+    assert written_words("m'encanta negre escala #miro https://t.co/x1y2 @fundaciomiro") == [
+        "m'encanta",
+        "negre",
+        "escala",
+        "miro",
+    ]
+    assert written_words("L'ocell blau 🐦 2024!") == ["L'ocell", "blau"]
+    assert written_words("🎨✨🔥 @fundaciomiro www.fmirobcn.org ...") == []
+    assert len(written_words(CAPTIONS["ja"])) == 3  # a script without spaces: its sentences
+
+
+# (caption, written words, content words): short captions that name what they show.
+SHORT_CAPTIONS = [
+    ("molt bonic sol #miro", 4, 2),
+    ("m'encanta negre escala #miro https://t.co/x1y2", 4, 3),
+    ("Quina lluna! #joanmiro #miro", 4, 2),
+]
+
+
+def test_short_captions_naming_the_picture_are_kept_and_too_short_ones_dropped(
+    tmp_path, cfg, tokenizer
+):
+    assert (cfg.min_words, cfg.word_count) == (3, "written")  # the CLI's default
+    raw = tmp_path / "raw"
+    named = [write_post(raw, index, txt=text) for index, (text, *_) in enumerate(SHORT_CAPTIONS)]
+    write_post(raw, 3, txt="l'ocell blau")  # two written words
+    write_post(raw, 4, txt="🎨✨🔥 @fundaciomiro")  # emojis and a mention: no word
+    write_post(raw, 5, txt="   ")
+    for text, written, content in SHORT_CAPTIONS:
+        assert (len(written_words(text)), len(tokenizer(text))) == (written, content)
+
+    report = build(raw, tmp_path / "written", tokenizer)  # build_dataset's default: written
+
+    assert report.dropped == drops(report, no_caption=1, too_few_words=2)
+    assert by_id(tmp_path / "written", "language") == dict.fromkeys(named, "ca")
+    notes = sorted(example.split(" <- ")[1] for example in report.examples["too_few_words"])
+    assert notes == ["0 written words < 3", "2 written words < 3"]
+
+    # The old count, after stopwords and the tokenizer's blacklist, is one setting away.
+    content = build(raw, tmp_path / "content", tokenizer, word_count="content")
+    assert content.dropped == drops(content, no_caption=1, too_few_words=4)
+    assert read_manifest(tmp_path / "content").column("id").to_pylist() == [named[1]]
+    assert "2 content words < 3" in content.examples["too_few_words"][0]
+
+
+def test_a_changed_word_count_re_decides_an_incremental_build(tmp_path, tokenizer):
+    raw, out, cold = tmp_path / "raw", tmp_path / "dataset", tmp_path / "cold"
+    long = [write_post(raw, index, image=noise((64, 48), seed=index)) for index in range(3)]
+    photo = smooth((320, 240), seed=5)
+    short = write_post(raw, 3, txt=SHORT_CAPTIONS[0][0], image=png_bytes(photo))
+    # A later post of the same picture: kept while the short one is dropped, then its copy.
+    later_copy = write_post(raw, 4, image=png_bytes(photo, compress_level=1))
+
+    first = build(raw, out, tokenizer, word_count="content")
+    assert first.dropped == drops(first, too_few_words=1)
+    content_manifest = read_manifest(out)
+    assert content_manifest.column("id").to_pylist() == sorted([*long, later_copy])
+
+    written = build(raw, out, tokenizer, word_count="written")  # the same dataset dir
+    assert written.work == {"posts_read": 0, "captions_detected": 1, "images_processed": 1}
+    assert written.dropped == drops(written, exact_duplicate=1)
+    assert read_manifest(out).column("id").to_pylist() == sorted([*long, short])
+    build(raw, cold, tokenizer, word_count="written")
+    assert read_manifest(out).equals(read_manifest(cold))  # as if built so from the start
+
+    back = build(raw, out, tokenizer, word_count="content")
+    assert back.work == {"posts_read": 0, "captions_detected": 0, "images_processed": 0}
+    assert back.dropped == first.dropped
+    assert read_manifest(out).equals(content_manifest)
 
 
 @pytest.mark.parametrize(
@@ -677,17 +756,25 @@ def test_cli_builds_and_prints_the_counts(tmp_path):
     for index in range(4):
         write_post(raw / "#joanmiro", index)
     write_post(raw / "#miro", 4, txt="#miro")
+    write_post(raw / "#miro", 5, txt=SHORT_CAPTIONS[0][0])  # 4 written words, 2 content words
 
     result = run_module("data_pipeline.build", f"raw={raw}", f"out={out}")
 
     assert result.returncode == 0, result.stderr
-    assert re.search(r"^posts seen +5$", result.stdout, re.MULTILINE)
-    assert re.search(r"^kept +4$", result.stdout, re.MULTILINE)
+    assert re.search(r"^posts seen +6$", result.stdout, re.MULTILINE)
+    assert re.search(r"^kept +5$", result.stdout, re.MULTILINE)
     assert re.search(r"^  too_few_words +1$", result.stdout, re.MULTILINE)
     assert str(out) in result.stdout
-    assert read_manifest(out).num_rows == 4
+    assert read_manifest(out).num_rows == 5
     resolved = OmegaConf.load(out / ".hydra" / "config.yaml")
     assert resolved.raw == str(raw) and resolved.workers is None
+
+    # The old count is one override away.
+    content = tmp_path / "content"
+    result = run_module("data_pipeline.build", f"raw={raw}", f"out={content}", "word_count=content")
+    assert result.returncode == 0, result.stderr
+    assert re.search(r"^  too_few_words +2$", result.stdout, re.MULTILINE)
+    assert read_manifest(content).num_rows == 4
 
 
 def test_cli_missing_raw_folder_exits_nonzero_naming_it(tmp_path):
