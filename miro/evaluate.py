@@ -1,11 +1,13 @@
 """Score a trained encoder by text-to-image retrieval on held-out posts (P@5 and mAP beside
 chance): `python -m miro.evaluate ckpt=CKPT dataset_dir=DIR [split=test]`."""
 
+import sys
 from pathlib import Path
 
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
+from miro.cli import quote_non_ascii
 from miro.devices import DeviceError
 from miro.dream.checkpoint import EncoderCheckpointError
 from miro.lit.data import DatasetNotFoundError
@@ -50,4 +52,5 @@ def main(cfg: DictConfig) -> float:
 
 
 if __name__ == "__main__":
+    sys.argv[1:] = quote_non_ascii(sys.argv[1:])  # queries.star.fr=étoile: Hydra reads ASCII
     main()

@@ -9,6 +9,7 @@ from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
+from miro.cli import quote_non_ascii
 from miro.devices import DeviceError
 from miro.dream.checkpoint import EncoderCheckpointError
 from miro.lit.data import DatasetNotFoundError
@@ -78,5 +79,5 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
-    sys.argv[1:] = hydra_arguments(sys.argv[1:])
+    sys.argv[1:] = quote_non_ascii(hydra_arguments(sys.argv[1:]))
     main()

@@ -1,9 +1,12 @@
 """DeepDream: `python -m miro.dream dreamer=encoder ckpt=CKPT input=IMAGE layer=inception4c`."""
 
+import sys
+
 import hydra
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from miro.cli import quote_non_ascii
 from miro.devices import resolve_device
 from miro.dream.run import DreamJob, Stylization, run_dream
 from miro.imageio import UnreadableImageError
@@ -78,4 +81,5 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
+    sys.argv[1:] = quote_non_ascii(sys.argv[1:])  # words=étoile: Hydra reads ASCII unquoted
     main()
