@@ -9,35 +9,14 @@ import numpy as np
 import pytest
 import torch
 from conftest import run_module
-from PIL import Image
 from torchvision.models import GoogLeNet
 
-from data_pipeline.synthetic.motifs import compose
+from data_pipeline.synthetic.labelled import write_labelled_folder
 from miro.dream.checkpoint import load_encoder
 from miro.retrieval.labelled import ProbeError, probe_split
 from miro.retrieval.probe import ProbeSettings, baselines, probe_checkpoint
 
 CLASSES = ("ladder", "moon", "spiral", "star")
-
-
-def write_motif_folder(
-    root: Path, classes=CLASSES, per_class: int = 60, size: int = 64, seed: int = 0
-) -> Path:
-    """``root/<motif>/NNN.jpg``: ``per_class`` pictures of one motif each, drawn as the
-    synthetic generator draws its posts (256 px, random background, colour, size and turn),
-    saved at ``size`` px."""
-    rng = np.random.default_rng(seed)
-    counts = dict.fromkeys(classes, 0)
-    while min(counts.values()) < per_class:
-        image, composition = compose(rng, 256, 256, num_motifs=1, size_range=(0.22, 0.45))
-        motif = composition.motifs[0].name
-        if counts.get(motif, per_class) < per_class:
-            (root / motif).mkdir(parents=True, exist_ok=True)
-            image.resize((size, size), Image.LANCZOS).save(
-                root / motif / f"{counts[motif]:03d}.jpg"
-            )
-            counts[motif] += 1
-    return root
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -52,7 +31,7 @@ def one_torch_thread():
 @pytest.fixture(scope="module")
 def motifs(tmp_path_factory) -> Path:
     """4 motifs × 60 images at 64 px, and one corrupt file in the star folder."""
-    folder = write_motif_folder(tmp_path_factory.mktemp("probe") / "motifs")
+    folder = write_labelled_folder(tmp_path_factory.mktemp("probe") / "motifs", classes=CLASSES)
     (folder / "star" / "broken.jpg").write_bytes(b"not an image")
     return folder
 
@@ -178,7 +157,7 @@ def test_the_cli_probes_and_writes_json(trained_encoder, motifs, tmp_path):
 def test_the_cli_runs_retrieval_too_when_dataset_dir_is_given(
     encoder_checkpoint, synthetic_dataset, tmp_path
 ):
-    folder = write_motif_folder(tmp_path / "motifs", classes=("moon", "star"), per_class=4)
+    folder = write_labelled_folder(tmp_path / "motifs", classes=("moon", "star"), per_class=4)
     result = run_module(
         "miro.evaluate",
         f"probe={folder}",

@@ -1,4 +1,5 @@
-"""Entry point: ``python -m data_pipeline.synthetic out=DIR num_posts=N seed=S``."""
+"""Entry point: ``python -m data_pipeline.synthetic out=DIR num_posts=N seed=S``, or a labelled
+folder of single motifs for the linear probe: ``... out=DIR layout=labelled per_class=60``."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from hydra.utils import to_absolute_path
 from omegaconf import DictConfig, OmegaConf
 
 from data_pipeline.synthetic.generate import GeneratorSettings, generate_posts
+from data_pipeline.synthetic.labelled import write_labelled_folder
 
 
 @hydra.main(version_base="1.3", config_path="../../conf", config_name="synthetic")
@@ -17,6 +19,12 @@ def main(cfg: DictConfig) -> None:
             "synthetic: out=DIR is required (the directory to write the posts into), e.g. "
             "python -m data_pipeline.synthetic out=data/synthetic/raw num_posts=500 seed=0"
         )
+    if cfg.layout == "labelled":
+        out = write_labelled_folder(to_absolute_path(cfg.out), cfg.per_class, cfg.size, cfg.seed)
+        print(f"labelled folder written to {out}: {cfg.per_class} images of each motif")
+        return
+    if cfg.layout != "posts":
+        raise SystemExit(f"synthetic: layout={cfg.layout!r}; choose posts or labelled")
     knobs = OmegaConf.to_container(cfg.generator, resolve=True)
     summary = generate_posts(
         to_absolute_path(cfg.out),
