@@ -3,7 +3,7 @@ expected value under a random ranking."""
 
 import itertools
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -82,17 +82,25 @@ class RetrievalScores:
         return scores
 
 
-def top_k_overlap(rankings: np.ndarray, groups: Mapping[str, Sequence[int]], k: int = 10):
-    """How much the top ``k`` of queries that ask for the same thing agree: for each group of
-    query rows (one label's words in several languages), the mean over pairs of the share of
-    their top ``k`` items in common, in [0, 1]; groups of one query are left out."""
-    overlap = {}
-    for label, rows in groups.items():
-        tops = [set(rankings[row, :k].tolist()) for row in rows]
-        pairs = list(itertools.combinations(tops, 2))
-        if pairs:
-            overlap[label] = float(np.mean([len(a & b) / k for a, b in pairs]))
-    return overlap
+def top_k_overlap(rankings: np.ndarray, labels: Sequence[str], k: int = 10) -> dict[str, float]:
+    """How much the top ``k`` of queries that ask for the same thing agree: for each label
+    (``labels[q]`` of ranking row ``q``: one concept's words in several languages), the mean
+    over pairs of its queries of the share of their top ``k`` items in common, in [0, 1];
+    labels of one query are left out."""
+    tops: dict[str, list[set]] = {}
+    for row, label in enumerate(labels):
+        tops.setdefault(label, []).append(set(rankings[row, :k].tolist()))
+    return {
+        label: float(np.mean([len(a & b) / k for a, b in itertools.combinations(sets, 2)]))
+        for label, sets in tops.items()
+        if len(sets) > 1
+    }
+
+
+def mean_overlap(rankings: np.ndarray, labels: Sequence[str], k: int = 10) -> float:
+    """The mean of ``top_k_overlap`` over labels asked in several words; NaN when none is."""
+    overlap = top_k_overlap(rankings, labels, k)
+    return float(np.mean(list(overlap.values()))) if overlap else math.nan
 
 
 def score_retrieval(rankings: np.ndarray, relevance: np.ndarray, k: int = 5) -> RetrievalScores:

@@ -5,6 +5,7 @@ from miro.eval import (
     average_precision,
     chance_average_precision,
     mean_average_precision,
+    mean_overlap,
     score_retrieval,
     top_k_overlap,
 )
@@ -74,8 +75,11 @@ def test_means_by_language_average_each_language_s_queries():
 
 
 def test_top_k_overlap_is_the_share_of_the_top_k_two_words_agree_on():
-    rankings = np.array([[0, 1, 2, 3], [1, 0, 3, 2], [2, 3, 0, 1], [3, 2, 1, 0]])
-    overlap = top_k_overlap(rankings, {"star": [0, 1], "moon": [0, 2, 3], "sun": [3]}, k=2)
-    assert overlap["star"] == 1.0  # the same two items, in another order
-    assert overlap["moon"] == pytest.approx((0 + 0 + 1) / 3)
-    assert "sun" not in overlap  # one word: nothing to agree with
+    rankings = np.array([[0, 1, 2, 3], [1, 0, 3, 2], [2, 3, 0, 1], [3, 0, 1, 2], [0, 2, 1, 3]])
+    labels = ["star", "star", "moon", "moon", "sun"]
+    overlap = top_k_overlap(rankings, labels, k=2)
+    assert overlap == {"star": 1.0, "moon": 0.5}  # sun: one word, nothing to agree with
+    assert top_k_overlap(rankings, ["moon", "moon", "moon", "x", "y"], k=2)[
+        "moon"
+    ] == pytest.approx((1 + 0 + 0) / 3)
+    assert mean_overlap(rankings, labels, k=2) == 0.75

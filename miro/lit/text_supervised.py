@@ -8,7 +8,7 @@ import pytorch_lightning as pl
 import torch
 from torch import nn
 
-from miro.eval import score_retrieval
+from miro.eval import mean_overlap, score_retrieval
 from miro.index import cosine_ranking
 
 
@@ -137,6 +137,7 @@ class TextSupervisedEncoder(pl.LightningModule):
         scores = score_retrieval(rankings, queries.relevance[:, indices])
         prefix = f"{split}/"
         means = scores.means(prefix) | scores.means_by_language(queries.languages, prefix)
+        means[f"{prefix}overlap_at_10"] = mean_overlap(rankings, queries.labels)
         self.log_dict(means, sync_dist=True)
         self.last_retrieval = RankedQueries(
             split, queries.words, indices[rankings], queries.relevance

@@ -9,7 +9,6 @@ Example::
 """
 
 import json
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +17,7 @@ import numpy as np
 
 from miro.devices import resolve_device
 from miro.dream.checkpoint import load_encoder
-from miro.eval import RetrievalScores, score_retrieval, top_k_overlap
+from miro.eval import RetrievalScores, mean_overlap, score_retrieval, top_k_overlap
 from miro.index import cosine_ranking
 from miro.lit.data import SPLITS, read_manifest
 from miro.queries import RetrievalQueries, find_ground_truth, post_labels, retrieval_queries
@@ -40,26 +39,18 @@ class Evaluation:
 
     def metrics(self) -> dict[str, float]:
         """``{split}/map``, ``/map_chance``, ``/p_at_k``, ``/p_at_k_chance``, the same per query
-        language (``/map_en``, ...) as training logs them, and ``/overlap_at_10``."""
+        language (``/map_en``, ...) and ``/overlap_at_10``, as training logs them."""
         prefix = f"{self.split}/"
-        overlap = self.cross_lingual_overlap()
         return (
             self.scores.means(prefix=prefix)
             | self.scores.means_by_language(self.queries.languages, prefix=prefix)
-            | {
-                f"{prefix}overlap_at_10": float(
-                    np.mean(list(overlap.values())) if overlap else math.nan
-                )
-            }
+            | {f"{prefix}overlap_at_10": mean_overlap(self.rankings, self.queries.labels)}
         )
 
     def cross_lingual_overlap(self, k: int = 10) -> dict[str, float]:
         """For each label asked in several words (languages), the mean share of the top ``k``
         that two of its words have in common: 1 when every language finds the same posts."""
-        groups: dict[str, list[int]] = {}
-        for row, label in enumerate(self.queries.labels):
-            groups.setdefault(label, []).append(row)
-        return top_k_overlap(self.rankings, groups, k)
+        return top_k_overlap(self.rankings, self.queries.labels, k)
 
     def language_rows(self) -> list[dict]:
         """One row a query language: its queries' mAP and P@k beside chance."""
@@ -126,12 +117,10 @@ class Evaluation:
                     f"{row['map_chance']:>6.3f} {row[f'p_at_{k}']:>6.3f} "
                     f"{row[f'p_at_{k}_chance']:>6.3f}"
                 )
-        overlap = self.cross_lingual_overlap()
-        if overlap:
-            lines.append(
-                f"top-10 overlap across a label's languages: {np.mean(list(overlap.values())):.2f} "
-                f"({', '.join(f'{label} {value:.2f}' for label, value in overlap.items())})"
-            )
+        if overlap := self.cross_lingual_overlap():
+            mean = self.metrics()[f"{self.split}/overlap_at_10"]
+            each = ", ".join(f"{label} {value:.2f}" for label, value in overlap.items())
+            lines.append(f"top-10 overlap across a label's languages: {mean:.2f} ({each})")
         if self.queries.unknown:
             lines.append(f"words the text model does not know, skipped: {self.queries.unknown}")
         if self.skipped_images:
