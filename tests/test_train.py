@@ -1,6 +1,7 @@
 """The main command, end to end on synthetic posts: real configs, real Trainer, real CLI."""
 
 import json
+import logging
 from pathlib import Path
 
 import pytest
@@ -95,3 +96,19 @@ def test_cli_without_a_dataset_says_how_to_make_one(tmp_path):
     assert "python -m data_pipeline.synthetic" in result.stderr
     assert "python -m data_pipeline.scrape" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_posts_the_queries_do_not_know_are_validated_with_their_own_words(
+    compose_train, synthetic_dataset, caplog
+):
+    """Another hashtag's posts: none of the configured query words is in the text model, so
+    validation asks each language's most frequent caption words, and the run goes on."""
+    cfg = compose_train(
+        f"data.dataset_dir={synthetic_dataset}", "trainer.max_epochs=1", "logger=none", *QUICK
+    )
+    cfg.data.queries = {"zebra": {"en": "zebra"}, "giraffe": {"es": "jirafa"}}
+    with caplog.at_level(logging.WARNING, logger="miro.lit.data"):
+        metrics = train(cfg)
+    assert "validating with the data's most frequent words" in caplog.text
+    assert "'zebra'" in caplog.text  # the warning names the configured words it did not know
+    assert 0 <= metrics["val/map_en"] <= 1 and 0 <= metrics["test/map"] <= 1
