@@ -97,10 +97,11 @@ def top_k_overlap(rankings: np.ndarray, labels: Sequence[str], k: int = 10) -> d
     }
 
 
-def mean_overlap(rankings: np.ndarray, labels: Sequence[str], k: int = 10) -> float:
-    """The mean of ``top_k_overlap`` over labels asked in several words; NaN when none is."""
-    overlap = top_k_overlap(rankings, labels, k)
-    return float(np.mean(list(overlap.values()))) if overlap else math.nan
+def mean_overlap(rankings: np.ndarray, labels: Sequence[str], prefix: str = "") -> dict[str, float]:
+    """``{prefix}overlap_at_10``: the mean of ``top_k_overlap`` (k = 10) over the labels asked in
+    several words; empty when no label is (nothing to compare, so nothing logged)."""
+    overlap = top_k_overlap(rankings, labels, k=10)
+    return {f"{prefix}overlap_at_10": float(np.mean(list(overlap.values())))} if overlap else {}
 
 
 def score_retrieval(rankings: np.ndarray, relevance: np.ndarray, k: int = 5) -> RetrievalScores:

@@ -94,7 +94,8 @@ def frequent_word_queries(
         counts.setdefault(language, Counter()).update(known)
     spec: dict[str, dict[str, list[str]]] = {}
     for language, counter in sorted(counts.items()):
-        for word, _ in counter.most_common(per_language):
+        ranked = sorted(counter.items(), key=lambda item: (-item[1], item[0]))  # ties: by word
+        for word, _ in ranked[:per_language]:
             spec.setdefault(word, {})[language] = [word]
     return spec
 

@@ -82,4 +82,9 @@ def test_top_k_overlap_is_the_share_of_the_top_k_two_words_agree_on():
     assert top_k_overlap(rankings, ["moon", "moon", "moon", "x", "y"], k=2)[
         "moon"
     ] == pytest.approx((1 + 0 + 0) / 3)
-    assert mean_overlap(rankings, labels, k=2) == 0.75
+    first = np.arange(20)
+    second = np.concatenate([first[:5], first[10:15], first[5:10], first[15:]])  # 5 of 10 shared
+    assert mean_overlap(np.stack([first, second]), ["star", "star"], prefix="val/") == {
+        "val/overlap_at_10": 0.5
+    }
+    assert mean_overlap(rankings, list("abcde")) == {}  # no label asked twice: nothing to log

@@ -18,6 +18,8 @@ from miro.lit.text_supervised import RankedQueries
 from miro.train import train
 
 TINY = [
+    "text=lda",  # its table of topics is one of the media checked below
+    "loss=sigmoid_ce",
     "data.image_size=32",
     "data.batch_size=16",
     "data.num_workers=0",

@@ -19,12 +19,13 @@ def test_pretrained_imagenet_loads_from_torch_home(compose_train, tmp_path, monk
     state = imagenet_like_state_dict()
     torch.save(state, checkpoints / "googlenet-1378be20.pth")
 
-    encoder = instantiate(compose_train("model.pretrained=imagenet").model)
+    cfg = compose_train("model.pretrained=imagenet")
+    encoder = instantiate(cfg.model)
 
     assert torch.equal(
         encoder.net.inception4c.branch1.conv.weight, state["inception4c.branch1.conv.weight"]
     )
-    assert encoder.net.fc.out_features == 40
+    assert encoder.net.fc.out_features == cfg.text.num_topics  # a new head into the text space
     assert encoder.net.transform_input
 
 

@@ -137,8 +137,7 @@ class TextSupervisedEncoder(pl.LightningModule):
         scores = score_retrieval(rankings, queries.relevance[:, indices])
         prefix = f"{split}/"
         means = scores.means(prefix) | scores.means_by_language(queries.languages, prefix)
-        means[f"{prefix}overlap_at_10"] = mean_overlap(rankings, queries.labels)
-        self.log_dict(means, sync_dist=True)
+        self.log_dict(means | mean_overlap(rankings, queries.labels, prefix), sync_dist=True)
         self.last_retrieval = RankedQueries(
             split, queries.words, indices[rankings], queries.relevance
         )

@@ -39,12 +39,13 @@ class Evaluation:
 
     def metrics(self) -> dict[str, float]:
         """``{split}/map``, ``/map_chance``, ``/p_at_k``, ``/p_at_k_chance``, the same per query
-        language (``/map_en``, ...) and ``/overlap_at_10``, as training logs them."""
+        language (``/map_en``, ...) and ``/overlap_at_10`` (when a label has several words), as
+        training logs them."""
         prefix = f"{self.split}/"
         return (
             self.scores.means(prefix=prefix)
             | self.scores.means_by_language(self.queries.languages, prefix=prefix)
-            | {f"{prefix}overlap_at_10": mean_overlap(self.rankings, self.queries.labels)}
+            | mean_overlap(self.rankings, self.queries.labels, prefix)
         )
 
     def cross_lingual_overlap(self, k: int = 10) -> dict[str, float]:
