@@ -11,7 +11,6 @@ Example::
     print(embedder.describe())               # the top words of each topic
 """
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -19,7 +18,7 @@ import numpy as np
 from gensim.corpora import Dictionary
 from gensim.models import LdaModel, LdaMulticore
 
-from miro.text.targets import TextModelSummary
+from miro.text.targets import TextModelSummary, load_settings, save_settings
 from miro.text.tokenize import CaptionTokenizer
 
 
@@ -156,15 +155,11 @@ class TopicEmbedder:
         directory.mkdir(parents=True, exist_ok=True)
         self._fitted_dictionary().save(str(directory / "dictionary.gensim"))
         self.lda.save(str(directory / "lda.gensim"))
-        self.tokenizer.save_vocabulary(directory / "tokenizer_vocabulary.json")
-        (directory / "params.json").write_text(json.dumps(self.params(), indent=2))
+        save_settings(self, directory)
 
     @classmethod
     def load(cls, directory: Path) -> "TopicEmbedder":
-        params = json.loads((directory / "params.json").read_text())
-        tokenizer = CaptionTokenizer(**params.pop("tokenizer"))
-        tokenizer.load_vocabulary(directory / "tokenizer_vocabulary.json")
-        embedder = cls(tokenizer, **params)
+        embedder = load_settings(cls, directory)
         embedder.dictionary = Dictionary.load(str(directory / "dictionary.gensim"))
         embedder.lda = LdaModel.load(str(directory / "lda.gensim"))
         return embedder

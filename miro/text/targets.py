@@ -17,7 +17,7 @@ import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol, Self
+from typing import Protocol, Self, TypeVar
 
 import numpy as np
 
@@ -58,6 +58,24 @@ class TextEmbedder(Protocol):
     def save(self, directory: Path) -> None: ...
     @classmethod
     def load(cls, directory: Path) -> Self: ...
+
+
+Embedder = TypeVar("Embedder", bound=TextEmbedder)
+
+
+def save_settings(embedder: TextEmbedder, directory: Path) -> None:
+    """Write what every embedder's ``save`` writes: its parameters and its tokenizer's learned
+    vocabulary (``load_settings`` reads them back)."""
+    embedder.tokenizer.save_vocabulary(directory / "tokenizer_vocabulary.json")
+    (directory / "params.json").write_text(json.dumps(embedder.params(), indent=2))
+
+
+def load_settings(embedder_cls: type[Embedder], directory: Path) -> Embedder:
+    """An unfitted ``embedder_cls`` with the parameters and tokenizer ``save_settings`` wrote."""
+    params = json.loads((directory / "params.json").read_text())
+    tokenizer = CaptionTokenizer(**params.pop("tokenizer"))
+    tokenizer.load_vocabulary(directory / "tokenizer_vocabulary.json")
+    return embedder_cls(tokenizer, **params)
 
 
 @dataclass

@@ -12,7 +12,6 @@ Example::
     print(embedder.describe(probes=["star", "moon"]))  # their nearest words
 """
 
-import json
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
@@ -21,7 +20,7 @@ import numpy as np
 from gensim.models import KeyedVectors, Word2Vec
 from gensim.models.phrases import FrozenPhrases, Phrases
 
-from miro.text.targets import TextModelSummary
+from miro.text.targets import TextModelSummary, load_settings, save_settings
 from miro.text.tokenize import CaptionTokenizer
 
 POOLINGS = ("mean", "tfidf")
@@ -188,15 +187,11 @@ class WordVectorEmbedder:
         np.save(directory / "idf.npy", self.idf)
         if self.bigrams is not None:
             self.bigrams.save(str(directory / "phrases.gensim"))
-        self.tokenizer.save_vocabulary(directory / "tokenizer_vocabulary.json")
-        (directory / "params.json").write_text(json.dumps(self.params(), indent=2))
+        save_settings(self, directory)
 
     @classmethod
     def load(cls, directory: Path) -> "WordVectorEmbedder":
-        params = json.loads((directory / "params.json").read_text())
-        tokenizer = CaptionTokenizer(**params.pop("tokenizer"))
-        tokenizer.load_vocabulary(directory / "tokenizer_vocabulary.json")
-        embedder = cls(tokenizer, **params)
+        embedder = load_settings(cls, directory)
         embedder.vectors = KeyedVectors.load(str(directory / "vectors.kv"))
         embedder.idf = np.load(directory / "idf.npy")
         if embedder.phrases:

@@ -14,14 +14,13 @@ Example::
     embedder.knows("estrella")              # True when it is among the kept words
 """
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 from gensim.corpora import Dictionary
 
-from miro.text.targets import TextModelSummary
+from miro.text.targets import TextModelSummary, load_settings, save_settings
 from miro.text.tokenize import CaptionTokenizer
 
 
@@ -121,15 +120,11 @@ class WordCountEmbedder:
     def save(self, directory: Path) -> None:
         directory.mkdir(parents=True, exist_ok=True)
         self._fitted_dictionary().save(str(directory / "dictionary.gensim"))
-        self.tokenizer.save_vocabulary(directory / "tokenizer_vocabulary.json")
-        (directory / "params.json").write_text(json.dumps(self.params(), indent=2))
+        save_settings(self, directory)
 
     @classmethod
     def load(cls, directory: Path) -> "WordCountEmbedder":
-        params = json.loads((directory / "params.json").read_text())
-        tokenizer = CaptionTokenizer(**params.pop("tokenizer"))
-        tokenizer.load_vocabulary(directory / "tokenizer_vocabulary.json")
-        embedder = cls(tokenizer, **params)
+        embedder = load_settings(cls, directory)
         embedder.dictionary = Dictionary.load(str(directory / "dictionary.gensim"))
         return embedder
 
