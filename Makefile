@@ -37,14 +37,15 @@ DREAM := $(PY) -m miro.dream ckpt=$(ENCODER) max_size=192 settings.octaves=3
 RETRIEVE := $(PY) -m miro.retrieve query ckpt=$(ENCODER) dataset_dir=$(DEMO_DIR)/dataset split=test k=8 build_if_missing=true
 
 demo: install
-	$(PY) -m data_pipeline.synthetic out=$(DEMO_DIR)/raw num_posts=1500 seed=0 generator=learnable
+	$(PY) -m data_pipeline.synthetic out=$(DEMO_DIR)/raw num_posts=3000 seed=0
 	$(PY) -m data_pipeline.build raw=$(DEMO_DIR)/raw out=$(DEMO_DIR)/dataset
 	rm -rf $(DEMO_OUT)
 	$(PY) -m miro.train +experiment=synthetic_demo data.dataset_dir=$(DEMO_DIR)/dataset hydra.run.dir=$(DEMO_OUT)/encoder
-	$(PY) -m miro.evaluate ckpt=$(ENCODER) dataset_dir=$(DEMO_DIR)/dataset output=$(DEMO_OUT)/evaluation.json progress=false
-	$(RETRIEVE) words=star output=$(DEMO_OUT)/retrieval/star.png
-	$(RETRIEVE) words=moon output=$(DEMO_OUT)/retrieval/moon.png
-	$(RETRIEVE) words=bird output=$(DEMO_OUT)/retrieval/bird.png
+	$(PY) -m miro.evaluate ckpt=$(ENCODER) dataset_dir=$(DEMO_DIR)/dataset queries=motifs output=$(DEMO_OUT)/evaluation.json progress=false
+	$(RETRIEVE) words=star output=$(DEMO_OUT)/retrieval/star_en.png
+	$(RETRIEVE) words=lluna output=$(DEMO_OUT)/retrieval/lluna_ca.png
+	$(RETRIEVE) words=pájaro output=$(DEMO_OUT)/retrieval/pajaro_es.png
+	$(RETRIEVE) words=échelle output=$(DEMO_OUT)/retrieval/echelle_fr.png
 	$(PY) -m data_pipeline.synthetic out=$(DEMO_DIR)/styles num_posts=3 seed=1 generator.min_motifs=3
 	$(PY) -m data_pipeline.synthetic out=$(DEMO_DIR)/photos num_posts=4 seed=2
 	$(PY) -m miro.train +experiment=synthetic_style_demo data.dataset_dir=$(DEMO_DIR)/dataset style_set.dir=$(DEMO_DIR)/styles hydra.run.dir=$(DEMO_OUT)/stylizer
