@@ -15,7 +15,7 @@ Example::
 
 import hashlib
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -120,6 +120,35 @@ def collate_readable(
     return [position for position, _ in readable], images, skipped
 
 
+def readable_batches(
+    paths: Sequence[Path],
+    image_size: int,
+    batch_size: int,
+    num_workers: int,
+    progress: bool,
+    skipped: dict[int, str],
+    desc: str = "embed",
+) -> Iterator[tuple[list[int], torch.Tensor]]:
+    """Batches ``(positions, images (B, 3, S, S) in [0, 1])`` of the readable images of
+    ``paths``, read as retrieval reads them by ``num_workers`` DataLoader processes; the others
+    go into ``skipped`` (position → why), counted in the log at the end."""
+    loader = DataLoader(
+        ImageFiles(paths, image_size),
+        batch_size=batch_size,
+        num_workers=num_workers,
+        collate_fn=collate_readable,
+        pin_memory=torch.cuda.is_available(),
+    )
+    with tqdm(total=len(paths), unit="image", desc=desc, disable=not progress) as bar:
+        for positions, images, unreadable in loader:
+            skipped.update(unreadable)
+            if images is not None:
+                yield positions, images
+            bar.update(len(positions) + len(unreadable))
+    if skipped:
+        log.warning("skipped %d unreadable of %d images", len(skipped), len(paths))
+
+
 @dataclass
 class Embeddings:
     """Unit text-space vectors of the readable images among ``paths`` of ``embed_images``."""
@@ -145,24 +174,12 @@ def embed_images(
     """
     if batch_size < 1:
         raise RetrievalError(f"batch_size must be at least 1, got {batch_size}")
-    loader = DataLoader(
-        ImageFiles(paths, image_size),
-        batch_size=batch_size,
-        num_workers=num_workers,
-        collate_fn=collate_readable,
-        pin_memory=torch.cuda.is_available(),
-    )
     dim = None
     chunks, rows, skipped = [], [], {}
-    with tqdm(total=len(paths), unit="image", desc="embed", disable=not progress) as bar:
-        for positions, images, unreadable in loader:
-            skipped.update(unreadable)
-            if images is not None:
-                chunks.append(embed_batch(encoder, to_text_space, images))
-                dim = chunks[-1].shape[1]
-                rows += positions
-            bar.update(len(positions) + len(unreadable))
+    batches = readable_batches(paths, image_size, batch_size, num_workers, progress, skipped)
+    for positions, images in batches:
+        chunks.append(embed_batch(encoder, to_text_space, images))
+        dim = chunks[-1].shape[1]
+        rows += positions
     vectors = np.concatenate(chunks) if chunks else np.zeros((0, dim or 0), np.float32)
-    if skipped:
-        log.warning("skipped %d unreadable of %d images", len(skipped), len(paths))
     return Embeddings(vectors, rows, skipped)

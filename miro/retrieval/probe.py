@@ -31,14 +31,12 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
-from torch.utils.data import DataLoader
-from tqdm.auto import tqdm
 
 from miro.devices import resolve_device
 from miro.dream.checkpoint import load_encoder
 from miro.models.googlenet import GoogLeNetEncoder
 from miro.models.weights import WeightsNotFoundError
-from miro.retrieval.embed import ImageFiles, collate_readable, resolve_image_size
+from miro.retrieval.embed import readable_batches, resolve_image_size
 from miro.retrieval.labelled import ProbeError, ProbeSplit
 
 log = logging.getLogger(__name__)
@@ -107,24 +105,14 @@ def extract_features(
 ) -> Features:
     """Every encoder's ``pooled_features`` of ``paths``, each image read once (resized and
     center-cropped as retrieval reads them); unreadable images are skipped and counted."""
-    loader = DataLoader(
-        ImageFiles(paths, image_size),
-        batch_size=batch_size,
-        num_workers=num_workers,
-        collate_fn=collate_readable,
-    )
     chunks: dict[str, list[np.ndarray]] = {name: [] for name in encoders}
     rows, skipped = [], {}
-    with tqdm(total=len(paths), unit="image", desc="features", disable=not progress) as bar:
-        for positions, images, unreadable in loader:
-            skipped.update(unreadable)
-            if images is not None:
-                for name, encoder in encoders.items():
-                    chunks[name].append(pooled_features(encoder, images))
-                rows += positions
-            bar.update(len(positions) + len(unreadable))
-    if skipped:
-        log.warning("skipped %d unreadable of %d images", len(skipped), len(paths))
+    for positions, images in readable_batches(
+        paths, image_size, batch_size, num_workers, progress, skipped, desc="features"
+    ):
+        for name, encoder in encoders.items():
+            chunks[name].append(pooled_features(encoder, images))
+        rows += positions
     vectors = {name: np.concatenate(c) if c else np.zeros((0, 0)) for name, c in chunks.items()}
     return Features(vectors, rows, skipped)
 
