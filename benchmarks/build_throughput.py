@@ -27,7 +27,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from data_pipeline.language import LanguageDetector
+from data_pipeline.build.language import LanguageDetector
 from data_pipeline.raw import read_posts
 from data_pipeline.synthetic import GeneratorSettings, generate_posts
 

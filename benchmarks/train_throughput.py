@@ -21,7 +21,7 @@ from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 from step_timer import timed_fit
 
-from data_pipeline.dataset import build_dataset
+from data_pipeline.build import build_dataset
 from data_pipeline.synthetic import generate_posts
 from miro.lit.data import InstagramDataModule
 from miro.lit.text_supervised import TextSupervisedEncoder

@@ -13,13 +13,11 @@ import json
 import os
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-
-from data_pipeline.images import CachedImage
-from data_pipeline.raw import RawPost
 
 MANIFEST_FILE = "manifest.parquet"
 REPORT_FILE = "report.json"
@@ -43,38 +41,32 @@ MANIFEST_SCHEMA = pa.schema(
 
 @dataclass(frozen=True)
 class ManifestRow:
-    """A kept post with its split, cached image and caption language (None: not detected)."""
+    """A kept post: one row of ``MANIFEST_SCHEMA``, field for column.
 
-    post: RawPost
+    ``language`` is None when not detected; ``image`` is the cached file relative to the
+    dataset dir and ``source`` the raw file it was made from, ``width``/``height`` its size.
+    """
+
+    id: str
     split: str
-    image: CachedImage
-    language: str | None = None
-
-
-def manifest_table(rows: Sequence[ManifestRow]) -> pa.Table:
-    """The manifest as an Arrow table with ``MANIFEST_SCHEMA``, sorted by id."""
-    rows = sorted(rows, key=lambda row: row.post.id)
-    columns = {
-        "id": [row.post.id for row in rows],
-        "split": [row.split for row in rows],
-        "caption": [row.post.caption for row in rows],
-        "language": [row.language for row in rows],
-        "owner": [row.post.owner for row in rows],
-        "date": [row.post.date for row in rows],
-        "hashtags": [list(row.post.hashtags) for row in rows],
-        "image": [row.image.path for row in rows],
-        "source": [str(row.image.source) for row in rows],
-        "width": [row.image.width for row in rows],
-        "height": [row.image.height for row in rows],
-    }
-    return pa.table(columns, schema=MANIFEST_SCHEMA)
+    caption: str
+    language: str | None
+    owner: str | None
+    date: datetime | None
+    hashtags: list[str]
+    image: str
+    source: str
+    width: int
+    height: int
 
 
 def write_manifest(rows: Sequence[ManifestRow], dataset_dir: Path) -> Path:
-    """Write ``manifest.parquet`` into ``dataset_dir``; returns its path."""
+    """Write ``manifest.parquet`` (rows sorted by id) into ``dataset_dir``; returns its path."""
+    rows = sorted(rows, key=lambda row: row.id)
+    table = pa.Table.from_pylist([asdict(row) for row in rows], schema=MANIFEST_SCHEMA)
     path = Path(dataset_dir) / MANIFEST_FILE
     partial_file = path.with_name(f".{path.name}.tmp")
-    pq.write_table(manifest_table(rows), partial_file)
+    pq.write_table(table, partial_file)
     os.replace(partial_file, path)
     return path
 

@@ -74,7 +74,7 @@ def compose_train(tmp_path):
 def build_synthetic(root: Path, num_posts: int, generator: str) -> Path:
     """``num_posts`` synthetic posts of ``conf/generator/<generator>.yaml`` (seed 0) in
     ``root/raw``, built into ``root/dataset`` (returned)."""
-    from data_pipeline.dataset import build_dataset
+    from data_pipeline.build import build_dataset
     from data_pipeline.synthetic import GeneratorSettings, generate_posts
 
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):

@@ -20,15 +20,15 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 from PIL import Image, ImageDraw
 
-from data_pipeline.dataset import BuildSettingsError, build_dataset
-from data_pipeline.dedupe import HammingIndex, hamming
-from data_pipeline.filters import DROP_REASONS, written_words
+from data_pipeline.build.dataset import BuildSettingsError, build_dataset
+from data_pipeline.build.dedupe import HammingIndex, hamming
+from data_pipeline.build.filters import DROP_REASONS, written_words
+from data_pipeline.build.language import LanguageSettingsError
+from data_pipeline.build.splits import SplitFractionsError, assign_split
+from data_pipeline.build.state import STATE_FILE
 from data_pipeline.images import ImageTooLarge, UnreadableImage, open_image
-from data_pipeline.language import LanguageSettingsError
 from data_pipeline.manifest import MANIFEST_SCHEMA
 from data_pipeline.raw import RawFolderError
-from data_pipeline.splits import SplitFractionsError, assign_split
-from data_pipeline.state import STATE_FILE
 
 REPO = Path(__file__).resolve().parents[1]
 CONTEXT = instaloader.Instaloader(quiet=True).context

@@ -277,7 +277,7 @@ def test_missing_or_empty_content_folder_says_how_to_make_one(tmp_path):
 
 
 def test_content_from_a_built_dataset(tmp_path):
-    from data_pipeline.dataset import build_dataset
+    from data_pipeline.build import build_dataset
     from data_pipeline.synthetic import GeneratorSettings, generate_posts
 
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):

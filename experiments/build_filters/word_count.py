@@ -29,7 +29,7 @@ import pyarrow.parquet as pq
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 
-from data_pipeline.filters import CONTENT, WORD_COUNTS, MinWords, written_words
+from data_pipeline.build.filters import CONTENT, WORD_COUNTS, MinWords, written_words
 from data_pipeline.raw import RawPost, read_posts
 from data_pipeline.synthetic import GROUND_TRUTH, LANGUAGES
 

@@ -3,7 +3,7 @@
 A caption check is any callable ``check(post) -> str | None``; the first reason returned drops
 the post and is counted in the build report. They run before captions are language-checked and
 images decoded, so cheap checks spare the expensive ones. The other stages (language, images,
-prolific users, duplicates) live in ``data_pipeline.dataset`` with what they need.
+prolific users, duplicates) live in ``data_pipeline.build.dataset`` with what they need.
 
 Example::
 
@@ -16,8 +16,9 @@ import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 
-from data_pipeline.dedupe import EXACT_DUPLICATE, NEAR_DUPLICATE
-from data_pipeline.images import IMAGE_TOO_LARGE, IMAGE_TOO_SMALL, IMAGE_UNREADABLE
+from data_pipeline.build.dedupe import EXACT_DUPLICATE, NEAR_DUPLICATE
+from data_pipeline.build.image_cache import IMAGE_TOO_SMALL
+from data_pipeline.images import IMAGE_TOO_LARGE, IMAGE_UNREADABLE
 from data_pipeline.raw import RawPost
 
 PostCheck = Callable[[RawPost], str | None]

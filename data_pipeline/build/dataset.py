@@ -5,18 +5,18 @@ arrival order, cheap ones first; each drop is counted by reason, never a crash:
 
 1. the same post id under two folders; caption checks (``no_caption``, ``too_few_words``
    counted ``word_count``: as written or content words, blacklisted users and words);
-2. caption language (lingua, ``data_pipeline.language``);
+2. caption language (lingua, ``data_pipeline.build.language``);
 3. the image: decodes fully, not a decompression bomb, short side large enough;
 4. prolific users (InstaBarcelona: more than 20 posts);
-5. exact and near duplicates of a post kept before (``data_pipeline.dedupe``).
+5. exact and near duplicates of a post kept before (``data_pipeline.build.dedupe``).
 
-Incremental: ``DATASET/build_state.sqlite`` (``data_pipeline.state``) keeps each post as read,
-its language, its cached image and its duplicate decision. A re-run reads, detects and decodes
-only new or changed posts; old posts come first in arrival order, so a newer copy of a kept
-post is the one dropped. The caption checks are cheap and none of their decisions is stored:
-they re-run on every post, so a changed ``min_words``, ``word_count`` or blacklist re-decides
-them all, and a post they now let through is detected, cached and deduplicated as a new one.
-Duplicate decisions of the unchanged prefix of that order are reused as they are; from the
+Incremental: ``DATASET/build_state.sqlite`` (``data_pipeline.build.state``) keeps each post as
+read, its language, its cached image and its duplicate decision. A re-run reads, detects and
+decodes only new or changed posts; old posts come first in arrival order, so a newer copy of a
+kept post is the one dropped. The caption checks are cheap and none of their decisions is
+stored: they re-run on every post, so a changed ``min_words``, ``word_count`` or blacklist
+re-decides them all, and a post they now let through is detected, cached and deduplicated as a new
+one. Duplicate decisions of the unchanged prefix of that order are reused as they are; from the
 first post whose inputs changed on (usually: the new posts) they are recomputed. Splits are a
 hash of the post id, so no post ever changes split. One stage looks at all posts at once: with
 ``prolific_users="drop"`` an old post is dropped when its owner passes ``max_posts_per_user``
@@ -41,8 +41,8 @@ from pathlib import Path
 
 import numpy as np
 
-from data_pipeline.dedupe import SIGNATURE_VERSION, DuplicateFilter, thumbnail
-from data_pipeline.filters import (
+from data_pipeline.build.dedupe import SIGNATURE_VERSION, DuplicateFilter, thumbnail
+from data_pipeline.build.filters import (
     DROP_REASONS,
     DUPLICATE_ID,
     LANGUAGE,
@@ -57,12 +57,18 @@ from data_pipeline.filters import (
     first_drop_reason,
     prolific_posts,
 )
-from data_pipeline.images import CachedImage, ImageDrop, ResizeSpec, cache_images, signature_view
-from data_pipeline.language import CONFUSERS, KEEP, LanguageDetector
+from data_pipeline.build.image_cache import (
+    CachedImage,
+    ImageDrop,
+    ResizeSpec,
+    cache_images,
+    signature_view,
+)
+from data_pipeline.build.language import CONFUSERS, KEEP, LanguageDetector
+from data_pipeline.build.splits import assign_split, check_fractions
+from data_pipeline.build.state import BuildState, PostState
 from data_pipeline.manifest import BuildReport, ManifestRow, write_manifest, write_report
 from data_pipeline.raw import RawPost, read_posts
-from data_pipeline.splits import assign_split, check_fractions
-from data_pipeline.state import BuildState, PostState
 
 DEFAULT_SPLITS = {"train": 0.8, "val": 0.1, "test": 0.1}
 KEPT = "kept"
@@ -201,7 +207,7 @@ def build_dataset(
         assert isinstance(row.image, CachedImage)
         split = assign_split(post.id, splits)
         report.splits[split] += 1
-        rows.append(ManifestRow(post, split, row.image, row.language))
+        rows.append(_manifest_row(post, split, row.image, row.language))
     report.kept = len(rows)
     report.languages = dict(Counter(row.language or "unknown" for row in rows).most_common())
     with _timed(timings, "write"):
@@ -210,6 +216,25 @@ def build_dataset(
     report.seconds = round(time.perf_counter() - started, 3)
     write_report(report, out_dir)
     return report
+
+
+def _manifest_row(
+    post: RawPost, split: str, image: CachedImage, language: str | None
+) -> ManifestRow:
+    """A kept post as its manifest row."""
+    return ManifestRow(
+        id=post.id,
+        split=split,
+        caption=post.caption,
+        language=language,
+        owner=post.owner,
+        date=post.date,
+        hashtags=list(post.hashtags),
+        image=image.path,
+        source=str(image.source),
+        width=image.width,
+        height=image.height,
+    )
 
 
 def _cpu_seconds() -> float:

@@ -2,7 +2,7 @@
 
 Reads raw posts in instaloader's layout and writes ``manifest.parquet``, a resized image cache,
 ``report.json`` and ``build_state.sqlite`` into ``out`` (see
-``data_pipeline.dataset.build_dataset``, whose keyword arguments are this config's keys).
+``data_pipeline.build.dataset.build_dataset``, whose keyword arguments are this config's keys).
 Building again into the same ``out`` processes only the posts that are new since.
 """
 
@@ -12,16 +12,16 @@ import sys
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from data_pipeline.dataset import BuildSettingsError, build_dataset
-from data_pipeline.language import LanguageSettingsError
+from data_pipeline.build.dataset import BuildSettingsError, build_dataset
+from data_pipeline.build.language import LanguageSettingsError
+from data_pipeline.build.splits import SplitFractionsError
 from data_pipeline.raw import RawFolderError
-from data_pipeline.splits import SplitFractionsError
 
 USAGE = "python -m data_pipeline.build raw=DIR out=DATASET"
 _NOT_SETTINGS = ("raw", "out", "tokenizer")
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="build")
+@hydra.main(version_base="1.3", config_path="../../conf", config_name="build")
 def main(cfg: DictConfig) -> None:
     """Compose the config, build the dataset, print the counts and where it is."""
     missing = sorted(OmegaConf.missing_keys(cfg))

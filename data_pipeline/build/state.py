@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from data_pipeline.images import CachedImage, ImageDrop
+from data_pipeline.build.image_cache import CachedImage, ImageDrop
 from data_pipeline.raw import RawPost
 
 STATE_FILE = "build_state.sqlite"
