@@ -18,12 +18,14 @@ from conftest import run_module
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
+from omegaconf.errors import ConfigKeyError, ValidationError
 from PIL import Image, ImageDraw
 
-from data_pipeline.build.dataset import BuildSettingsError, build_dataset
+from data_pipeline.build import BuildSettings, BuildSettingsError, build_dataset
 from data_pipeline.build.dedupe import HammingIndex, hamming
 from data_pipeline.build.filters import DROP_REASONS, written_words
 from data_pipeline.build.language import LanguageSettingsError
+from data_pipeline.build.settings import read_settings
 from data_pipeline.build.splits import SplitFractionsError, assign_split
 from data_pipeline.build.state import STATE_FILE
 from data_pipeline.images import ImageTooLarge, UnreadableImage, open_image
@@ -751,6 +753,24 @@ def test_open_image_guards_and_draft_decoding():
         open_image(b"")
 
 
+def test_the_configs_settings_are_build_settings_defaults_and_typed(cfg):
+    assert read_settings(cfg) == BuildSettings()  # conf/build.yaml and the dataclass agree
+
+    def compose_settings(*overrides: str) -> BuildSettings:
+        with initialize_config_dir(str(REPO / "conf"), version_base="1.3"):
+            return read_settings(compose("build", overrides=["raw=r", "out=o", *overrides]))
+
+    settings = compose_settings("near_duplicate_rms=4", "languages=null", "splits.val=0.2")
+    assert settings.near_duplicate_rms == 4.0 and settings.languages is None
+    assert settings.splits == {"train": 0.8, "val": 0.2, "test": 0.1}
+    with pytest.raises(ConfigKeyError) as raised:
+        compose_settings("+near_duplicates=4")
+    assert raised.value.full_key == "near_duplicates"
+    with pytest.raises(ValidationError) as raised:
+        compose_settings("splits.val=much")
+    assert raised.value.full_key == "splits.val"
+
+
 def test_cli_builds_and_prints_the_counts(tmp_path):
     raw, out = tmp_path / "raw", tmp_path / "dataset"
     for index in range(4):
@@ -803,7 +823,12 @@ def test_cli_names_a_bad_setting_without_a_traceback(tmp_path):
         "data_pipeline.build", "raw=raw", "out=dataset", "+max_post_per_user=20", cwd=tmp_path
     )
     assert result.returncode != 0
-    assert "unknown build setting(s) max_post_per_user" in result.stderr
+    assert "error: unknown build setting max_post_per_user; see conf/build.yaml" in result.stderr
+    result = run_module(
+        "data_pipeline.build", "raw=raw", "out=dataset", "min_words=many", cwd=tmp_path
+    )
+    assert result.returncode != 0
+    assert "error: build setting min_words: Value 'many'" in result.stderr
     result = run_module(
         "data_pipeline.build", "raw=raw", "out=dataset", "prolific_users=some", cwd=tmp_path
     )

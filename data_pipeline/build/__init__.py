@@ -7,5 +7,6 @@ Run ``python -m data_pipeline.build raw=DIR out=DATASET``, or from Python:
 """
 
 from data_pipeline.build.dataset import build_dataset
+from data_pipeline.build.settings import BuildSettings, BuildSettingsError
 
-__all__ = ["build_dataset"]
+__all__ = ["BuildSettings", "BuildSettingsError", "build_dataset"]

@@ -1,24 +1,25 @@
 """Build the dataset: ``python -m data_pipeline.build raw=DIR out=DATASET``.
 
 Reads raw posts in instaloader's layout and writes ``manifest.parquet``, a resized image cache,
-``report.json`` and ``build_state.sqlite`` into ``out`` (see
-``data_pipeline.build.dataset.build_dataset``, whose keyword arguments are this config's keys).
-Building again into the same ``out`` processes only the posts that are new since.
+``report.json`` and ``build_state.sqlite`` into ``out`` (``data_pipeline.build.build_dataset``).
+Every key of ``conf/build.yaml`` but ``raw``, ``out`` and ``tokenizer`` is a field of
+``BuildSettings``. Building again into the same ``out`` processes only the posts that are new
+since.
 """
 
-import inspect
 import sys
 
 import hydra
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import ConfigKeyError, ValidationError
 
-from data_pipeline.build.dataset import BuildSettingsError, build_dataset
+from data_pipeline.build.dataset import build_dataset
 from data_pipeline.build.language import LanguageSettingsError
+from data_pipeline.build.settings import BuildSettingsError, read_settings
 from data_pipeline.build.splits import SplitFractionsError
 from data_pipeline.raw import RawFolderError
 
 USAGE = "python -m data_pipeline.build raw=DIR out=DATASET"
-_NOT_SETTINGS = ("raw", "out", "tokenizer")
 
 
 @hydra.main(version_base="1.3", config_path="../../conf", config_name="build")
@@ -27,18 +28,16 @@ def main(cfg: DictConfig) -> None:
     missing = sorted(OmegaConf.missing_keys(cfg))
     if missing:
         sys.exit(f"error: missing {', '.join(missing)}; usage: {USAGE}")
-    settings = {
-        key: value
-        for key, value in OmegaConf.to_container(cfg, resolve=True).items()
-        if key not in _NOT_SETTINGS
-    }
-    known = inspect.signature(build_dataset).parameters
-    unknown = sorted(key for key in settings if key not in known or key == "checks")
-    if unknown:
-        sys.exit(f"error: unknown build setting(s) {', '.join(unknown)}; see conf/build.yaml")
+    try:
+        settings = read_settings(cfg)
+    except ConfigKeyError as error:
+        sys.exit(f"error: unknown build setting {error.full_key}; see conf/build.yaml")
+    except ValidationError as error:
+        reason = error.msg.splitlines()[0].rstrip(".")
+        sys.exit(f"error: build setting {error.full_key}: {reason}; see conf/build.yaml")
     tokenizer = hydra.utils.instantiate(cfg.tokenizer)
     try:
-        report = build_dataset(cfg.raw, cfg.out, tokenizer, **settings)
+        report = build_dataset(cfg.raw, cfg.out, tokenizer, settings)
     except (
         RawFolderError,
         SplitFractionsError,

@@ -33,11 +33,13 @@ Example::
 import resource
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -46,11 +48,8 @@ from data_pipeline.build.filters import (
     DROP_REASONS,
     DUPLICATE_ID,
     LANGUAGE,
-    PROLIFIC_POLICIES,
     PROLIFIC_USER,
     TOO_FEW_WORDS,
-    WORD_COUNTS,
-    WRITTEN,
     MinWords,
     PostCheck,
     default_checks,
@@ -64,46 +63,24 @@ from data_pipeline.build.image_cache import (
     cache_images,
     signature_view,
 )
-from data_pipeline.build.language import CONFUSERS, KEEP, LanguageDetector
+from data_pipeline.build.language import LanguageDetector
+from data_pipeline.build.settings import BuildSettings
 from data_pipeline.build.splits import assign_split, check_fractions
 from data_pipeline.build.state import BuildState, PostState
 from data_pipeline.manifest import BuildReport, ManifestRow, write_manifest, write_report
 from data_pipeline.raw import RawPost, read_posts
 
-DEFAULT_SPLITS = {"train": 0.8, "val": 0.1, "test": 0.1}
 KEPT = "kept"
-
-
-class BuildSettingsError(ValueError):
-    """A build setting out of its range; the message names the key."""
 
 
 def build_dataset(
     raw_dir: str | Path,
     out_dir: str | Path,
     tokenizer: Callable[[str], list[str]],
+    settings: BuildSettings | None = None,
     *,
-    min_words: int = 3,
-    word_count: str = WRITTEN,
-    languages: Sequence[str] | None = KEEP,
-    language_confusers: Sequence[str] = CONFUSERS,
-    language_accuracy: str = "high",
-    blacklist_words: Sequence[str] = (),
-    blacklist_users: Sequence[str] = (),
-    max_posts_per_user: int | None = None,
-    prolific_users: str = "drop",
-    exact_duplicates: bool = True,
-    near_duplicate_distance: int | None = 8,
-    near_duplicate_rms: float | None = 5.0,
-    splits: Mapping[str, float] = DEFAULT_SPLITS,
-    image_short_side: int = 256,
-    min_image_side: int = 64,
-    max_image_pixels: int = 40_000_000,
-    jpeg_quality: int = 90,
-    jpeg_draft: bool = True,
-    workers: int | None = None,
-    progress: bool = True,
     checks: Sequence[PostCheck] | None = None,
+    **changes: Any,
 ) -> BuildReport:
     """Read every post under ``raw_dir`` and write (or update) the dataset in ``out_dir``.
 
@@ -113,32 +90,10 @@ def build_dataset(
             ``build_state.sqlite``.
         tokenizer: caption → content words (``CaptionTokenizer``), for
             ``word_count="content"``.
-        min_words: fewest words a kept caption has.
-        word_count: how ``min_words`` counts: ``"written"``, the caption's words as written
-            (hashtags are words, URLs and @mentions are not; InstaBarcelona's count), or
-            ``"content"``, the words ``tokenizer`` leaves after stopwords and its blacklist.
-        languages: ISO 639-1 codes of the caption languages kept; None keeps every caption
-            (and detects none).
-        language_confusers: other languages the detector may answer (then the post is dropped).
-        language_accuracy: lingua's ``"high"`` or ``"low"`` accuracy mode.
-        blacklist_words: captions holding one of these words or hashtags are dropped.
-        blacklist_users: posts of these accounts are dropped.
-        max_posts_per_user: the user cap (InstaBarcelona: 20); None: no cap.
-        prolific_users: ``"drop"`` every post of a user over the cap (as InstaBarcelona did) or
-            ``"keep_first"`` ``max_posts_per_user`` of them, in arrival order.
-        exact_duplicates: drop posts whose image equals a kept post's (same pixels).
-        near_duplicate_distance: pHash bits a near duplicate may differ by; None: no check.
-        near_duplicate_rms: thumbnail RMS (0-255) a near duplicate may differ by; None: pHash
-            distance alone decides.
-        splits: split name → fraction of posts, summing to 1; assigned by a hash of the id.
-        image_short_side: short side of cached images in pixels (smaller ones are not upscaled).
-        min_image_side: images with a shorter short side are dropped as ``image_too_small``.
-        max_image_pixels: larger images are dropped as ``image_too_large`` (decompression bombs).
-        jpeg_quality: quality of cached JPEGs.
-        jpeg_draft: decode large JPEGs at a reduced DCT scale (2.5-3x faster, 44 dB).
-        workers: processes decoding images; None: one per core; 0 or 1: this process.
-        progress: show a progress bar.
-        checks: caption checks run first, in order; default ``default_checks`` of the above.
+        settings: what to keep and how to cache images; default ``BuildSettings()``.
+        checks: caption checks run first, in order; default ``default_checks`` of the settings.
+        changes: settings to change from ``settings``, by name (``workers=0``); an unknown name
+            raises ``TypeError``.
 
     Returns:
         The counts, also written to ``out_dir/report.json``.
@@ -150,16 +105,31 @@ def build_dataset(
     """
     timings: dict[str, dict[str, float]] = {}
     started = time.perf_counter()
-    check_fractions(splits)
-    _check_settings(
-        min_words, word_count, max_posts_per_user, prolific_users, near_duplicate_distance
-    )
+    settings = replace(settings or BuildSettings(), **changes)
+    check_fractions(settings.splits)
+    settings.check()
     detector = (
-        LanguageDetector(languages, language_confusers, language_accuracy) if languages else None
+        LanguageDetector(
+            settings.languages, settings.language_confusers, settings.language_accuracy
+        )
+        if settings.languages
+        else None
     )
-    spec = ResizeSpec(image_short_side, jpeg_quality, max_image_pixels, min_image_side, jpeg_draft)
+    spec = ResizeSpec(
+        settings.image_short_side,
+        settings.jpeg_quality,
+        settings.max_image_pixels,
+        settings.min_image_side,
+        settings.jpeg_draft,
+    )
     if checks is None:
-        checks = default_checks(tokenizer, min_words, blacklist_words, blacklist_users, word_count)
+        checks = default_checks(
+            tokenizer,
+            settings.min_words,
+            settings.blacklist_words,
+            settings.blacklist_users,
+            settings.word_count,
+        )
     raw_dir, out_dir = (Path(path).expanduser().resolve() for path in (raw_dir, out_dir))
 
     with _timed(timings, "read"):
@@ -172,20 +142,23 @@ def build_dataset(
         detected = _detect_languages(order, reasons, detector)
     out_dir.mkdir(parents=True, exist_ok=True)
     with _timed(timings, "images"):
-        processed = _cache_post_images(order, reasons, out_dir, spec, workers, progress)
+        processed = _cache_post_images(
+            order, reasons, out_dir, spec, settings.workers, settings.progress
+        )
     with _timed(timings, "users_and_duplicates"):
         survivors = [row.post for row in order if reasons[row.post.key] is None]
-        for key in prolific_posts(survivors, max_posts_per_user, prolific_users):
+        capped = prolific_posts(survivors, settings.max_posts_per_user, settings.prolific_users)
+        for key in capped:
             reasons[key] = PROLIFIC_USER
         duplicates = DuplicateFilter(
-            exact=exact_duplicates,
-            max_distance=near_duplicate_distance,
-            max_rms=near_duplicate_rms,
+            exact=settings.exact_duplicates,
+            max_distance=settings.near_duplicate_distance,
+            max_rms=settings.near_duplicate_rms,
             thumbnail=_thumbnails(state, out_dir),
         )
         dedupe_key = (
-            f"s{SIGNATURE_VERSION}:{exact_duplicates}:{near_duplicate_distance}:"
-            f"{near_duplicate_rms}:{spec.outcome_key()}"
+            f"s{SIGNATURE_VERSION}:{settings.exact_duplicates}:"
+            f"{settings.near_duplicate_distance}:{settings.near_duplicate_rms}:{spec.outcome_key()}"
         )
         _decide_duplicates(order, reasons, duplicates, dedupe_key, reuse=not vanished)
 
@@ -194,7 +167,7 @@ def build_dataset(
         dataset_dir=str(out_dir),
         seen=len(order),
         dropped=dict.fromkeys(DROP_REASONS, 0),
-        splits=dict.fromkeys(splits, 0),
+        splits=dict.fromkeys(settings.splits, 0),
         work={"posts_read": read, "captions_detected": detected, "images_processed": processed},
         timings=timings,
     )
@@ -205,7 +178,7 @@ def build_dataset(
             report.drop(reason, post.stem, _note(row, reason, duplicates, state, checks))
             continue
         assert isinstance(row.image, CachedImage)
-        split = assign_split(post.id, splits)
+        split = assign_split(post.id, settings.splits)
         report.splits[split] += 1
         rows.append(_manifest_row(post, split, row.image, row.language))
     report.kept = len(rows)
@@ -269,28 +242,6 @@ def _note(
         return counter.note(row.post) if counter else ""
     copy_of = duplicates.copy_of.get(row.post.key)
     return f"copy of {state.posts[copy_of].post.stem}" if copy_of else ""
-
-
-def _check_settings(
-    min_words: int,
-    word_count: str,
-    max_posts: int | None,
-    policy: str,
-    near_distance: int | None,
-) -> None:
-    problems = []
-    if min_words < 0:
-        problems.append(f"min_words must be >= 0, got {min_words}")
-    if word_count not in WORD_COUNTS:
-        problems.append(f"word_count must be one of {WORD_COUNTS}, got {word_count!r}")
-    if max_posts is not None and max_posts < 1:
-        problems.append(f"max_posts_per_user must be >= 1 or null (no cap), got {max_posts}")
-    if policy not in PROLIFIC_POLICIES:
-        problems.append(f"prolific_users must be one of {PROLIFIC_POLICIES}, got {policy!r}")
-    if near_distance is not None and not 0 <= near_distance < 64:
-        problems.append(f"near_duplicate_distance must be in [0, 64) or null, got {near_distance}")
-    if problems:
-        raise BuildSettingsError("; ".join(problems))
 
 
 def _arrival_order(posts: list[RawPost], state: BuildState) -> tuple[list[PostState], bool]:
