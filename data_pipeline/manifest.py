@@ -1,12 +1,13 @@
 """The dataset's files: ``manifest.parquet`` (one row a kept post) and ``report.json``.
 
-Training reads exactly the columns of ``MANIFEST_SCHEMA``; ``image`` is relative to the dataset
-dir. Both files are written atomically, so a reader never sees half a file.
+Training reads the manifest's columns (``MANIFEST_SCHEMA``); ``image`` is relative to the dataset
+dir. Both files are written atomically, so a reader never sees half a file. ``read_manifest`` is
+the reader, torch-free, with a clear error where no dataset was built.
 
 Example::
 
-    table = pyarrow.parquet.read_table("dataset/manifest.parquet")
-    table.column_names  # ['id', 'split', 'caption', 'language', 'owner', 'date', 'hashtags', ...]
+    manifest = read_manifest("dataset")  # {'id': [...], 'split': [...], 'caption': [...], ...}
+    manifest = read_manifest("dataset", columns=("id", "owner", "date"))
 """
 
 import json
@@ -21,6 +22,8 @@ import pyarrow.parquet as pq
 
 MANIFEST_FILE = "manifest.parquet"
 REPORT_FILE = "report.json"
+# The splits training reads: the build's default split names.
+SPLITS = ("train", "val", "test")
 
 MANIFEST_SCHEMA = pa.schema(
     [
@@ -69,6 +72,33 @@ def write_manifest(rows: Sequence[ManifestRow], dataset_dir: Path) -> Path:
     pq.write_table(table, partial_file)
     os.replace(partial_file, path)
     return path
+
+
+class DatasetNotFoundError(FileNotFoundError):
+    """A dataset dir without ``manifest.parquet``: no dataset was built there."""
+
+
+def read_manifest(
+    dataset_dir: str | Path,
+    columns: Sequence[str] = ("id", "split", "caption", "language", "image"),
+) -> dict[str, list]:
+    """The manifest's ``columns`` (names of ``MANIFEST_SCHEMA``) as lists, in id order.
+
+    Raises:
+        DatasetNotFoundError: ``dataset_dir`` has no manifest; the message says how to build one.
+    """
+    path = Path(dataset_dir) / MANIFEST_FILE
+    if not path.is_file():
+        raise DatasetNotFoundError(
+            f"no dataset at {dataset_dir} ({MANIFEST_FILE} is missing). Make one with either\n"
+            f"  python -m data_pipeline.scrape out=RAW && "
+            f"python -m data_pipeline.build raw=RAW out={dataset_dir}\n"
+            f"or, offline:\n"
+            f"  python -m data_pipeline.synthetic out=RAW && "
+            f"python -m data_pipeline.build raw=RAW out={dataset_dir}\n"
+            "then pass data.dataset_dir=DIR"
+        )
+    return pq.read_table(path, columns=list(columns)).to_pydict()
 
 
 @dataclass

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import instaloader
 import numpy as np
-import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from conftest import run_module
@@ -29,12 +28,18 @@ from data_pipeline.build.settings import read_settings
 from data_pipeline.build.splits import SplitFractionsError, assign_split
 from data_pipeline.build.state import STATE_FILE
 from data_pipeline.images import ImageTooLarge, UnreadableImage, open_image
-from data_pipeline.manifest import MANIFEST_SCHEMA
+from data_pipeline.manifest import (
+    MANIFEST_FILE,
+    MANIFEST_SCHEMA,
+    DatasetNotFoundError,
+    read_manifest,
+)
 from data_pipeline.raw import RawFolderError
 
 REPO = Path(__file__).resolve().parents[1]
 CONTEXT = instaloader.Instaloader(quiet=True).context
 START = datetime(2024, 3, 1, 12, 0, tzinfo=UTC)
+EVERY_COLUMN = MANIFEST_SCHEMA.names
 GOOD_CAPTION = "Una estrella roja sobre fondo azul, pájaro y luna #JoanMiro #Constellation"
 
 
@@ -61,12 +66,15 @@ def drops(report, **expected: int) -> dict[str, int]:
     return dict.fromkeys(DROP_REASONS, 0) | expected
 
 
-def read_manifest(out: Path) -> pa.Table:
-    return pq.read_table(out / "manifest.parquet")
+def manifest_rows(out: Path) -> list[dict]:
+    """The manifest's rows with every column, in id order."""
+    columns = read_manifest(out, EVERY_COLUMN)
+    return [dict(zip(columns, row, strict=True)) for row in zip(*columns.values(), strict=True)]
 
 
 def by_id(out: Path, column: str) -> dict:
-    return {row["id"]: row[column] for row in read_manifest(out).to_pylist()}
+    manifest = read_manifest(out, ("id", column))
+    return dict(zip(manifest["id"], manifest[column], strict=True))
 
 
 def stem_at(index: int) -> str:
@@ -186,15 +194,15 @@ def test_bad_posts_are_dropped_and_counted_while_the_rest_is_intact(tmp_path, to
         report, no_caption=2, too_few_words=1, wrong_language=1, image_unreadable=4
     )
     assert report.seen == report.kept + sum(report.dropped.values())
-    table = read_manifest(out)
-    assert table.column("id").to_pylist() == sorted([*good, only_json, latin, huge])
-    assert gif_only not in table.column("id").to_pylist()
+    manifest = read_manifest(out)
+    assert manifest["id"] == sorted([*good, only_json, latin, huge])
+    assert gif_only not in manifest["id"]
     captions = by_id(out, "caption")
     assert captions[only_json] == "Pintura con estrellas y pájaros azules"
     assert captions[latin].startswith("Estrelles i ocells blaus")  # undecodable bytes replaced
     assert len(captions[huge]) > 1_000_000
     assert captions[good[0]] == GOOD_CAPTION
-    for relative in table.column("image").to_pylist():
+    for relative in manifest["image"]:
         with Image.open(out / relative) as image:
             image.load()
             assert image.mode == "RGB"
@@ -215,7 +223,7 @@ def test_manifest_columns_types_and_values(tmp_path, tokenizer):
 
     build(raw, out, tokenizer)
 
-    table = read_manifest(out)
+    table = pq.read_table(out / MANIFEST_FILE)
     assert table.schema.remove_metadata() == MANIFEST_SCHEMA
     assert table.column_names == [
         *("id", "split", "caption", "language", "owner", "date", "hashtags"),
@@ -237,6 +245,21 @@ def test_manifest_columns_types_and_values(tmp_path, tokenizer):
     assert without_metadata["date"] == START + timedelta(minutes=1)  # read from the file stem
 
 
+def test_reading_a_dir_without_a_dataset_says_how_to_build_one(tmp_path):
+    with pytest.raises(DatasetNotFoundError) as raised:
+        read_manifest(tmp_path)
+    assert isinstance(raised.value, FileNotFoundError)
+    assert str(raised.value) == (
+        f"no dataset at {tmp_path} (manifest.parquet is missing). Make one with either\n"
+        f"  python -m data_pipeline.scrape out=RAW && python -m data_pipeline.build raw=RAW "
+        f"out={tmp_path}\n"
+        "or, offline:\n"
+        f"  python -m data_pipeline.synthetic out=RAW && python -m data_pipeline.build raw=RAW "
+        f"out={tmp_path}\n"
+        "then pass data.dataset_dir=DIR"
+    )
+
+
 def test_images_are_resized_to_the_short_side_and_never_upscaled(tmp_path, tokenizer):
     raw, out = tmp_path / "raw", tmp_path / "dataset"
     sizes = {
@@ -245,7 +268,7 @@ def test_images_are_resized_to_the_short_side_and_never_upscaled(tmp_path, token
         write_post(raw, 2, image=noise((200, 150))): (200, 150),
     }
     build(raw, out, tokenizer)
-    for row in read_manifest(out).to_pylist():
+    for row in manifest_rows(out):
         assert (row["width"], row["height"]) == sizes[row["id"]]
         with Image.open(out / row["image"]) as image:
             assert image.size == sizes[row["id"]]
@@ -267,7 +290,7 @@ def test_any_mode_becomes_rgb_and_transparency_white(tmp_path, tokenizer):
     # Two of these are the same white square and all are flat: no duplicate check here.
     report = build(raw, out, tokenizer, exact_duplicates=False, near_duplicate_distance=None)
     assert report.kept == 5
-    for row in read_manifest(out).to_pylist():
+    for row in manifest_rows(out):
         with Image.open(out / row["image"]) as image:
             assert image.mode == "RGB"
             assert image.getpixel((32, 32)) == pytest.approx(expected[row["id"]], abs=6)
@@ -281,7 +304,7 @@ def test_exif_orientation_is_applied(tmp_path, tokenizer):
     exif[0x0112] = 6  # display rotated 90° clockwise: left becomes top
     write_post(raw, 0, image=jpeg_bytes(stored, exif=exif))
     build(raw, out, tokenizer)
-    row = read_manifest(out).to_pylist()[0]
+    row = manifest_rows(out)[0]
     assert (row["width"], row["height"]) == (100, 200)
     with Image.open(out / row["image"]) as image:
         assert image.getpixel((50, 20)) == pytest.approx((255, 0, 0), abs=30)
@@ -294,7 +317,7 @@ def test_decompression_bombs_are_dropped(tmp_path, tokenizer):
     write_post(raw, 1, image=noise((400, 400)))
     report = build(raw, out, tokenizer, max_image_pixels=50_000)
     assert report.dropped == drops(report, image_too_large=1)
-    assert read_manifest(out).column("id").to_pylist() == [small]
+    assert read_manifest(out)["id"] == [small]
 
 
 def test_pillows_own_bomb_limit_is_a_counted_drop_too(tmp_path, tokenizer, monkeypatch):
@@ -307,7 +330,7 @@ def test_pillows_own_bomb_limit_is_a_counted_drop_too(tmp_path, tokenizer, monke
         open_image(jpeg_bytes(noise((200, 200))), max_pixels=10**9)
     report = build(raw, out, tokenizer, max_image_pixels=10**9)
     assert report.dropped == drops(report, image_too_large=1)
-    assert read_manifest(out).column("id").to_pylist() == [small]
+    assert read_manifest(out)["id"] == [small]
 
 
 def test_splits_are_deterministic_stable_and_near_the_fractions(tmp_path, tokenizer):
@@ -343,7 +366,7 @@ def test_rerun_reuses_the_image_cache_and_gives_the_same_manifest(tmp_path, toke
     for index in range(6):
         write_post(raw, index)
     build(raw, out, tokenizer, workers=2)
-    first = read_manifest(out)
+    first = read_manifest(out, EVERY_COLUMN)
     cached = sorted((out / "images").rglob("*.jpg"))
     assert len(cached) == 6
     for path in cached:
@@ -352,7 +375,7 @@ def test_rerun_reuses_the_image_cache_and_gives_the_same_manifest(tmp_path, toke
 
     build(raw, out, tokenizer, workers=2)
 
-    assert read_manifest(out).equals(first)
+    assert read_manifest(out, EVERY_COLUMN) == first
     assert sorted((out / "images").rglob("*.jpg")) == cached
     assert [path.stat().st_mtime_ns for path in cached] == [10**18] * 6
     assert [path.stat().st_ino for path in cached] == inodes
@@ -377,7 +400,7 @@ def test_hashtag_folders_carousels_and_duplicates(tmp_path, tokenizer):
 
     assert report.seen == 4
     assert report.dropped["duplicate_id"] == 1
-    rows = {row["id"]: row for row in read_manifest(out).to_pylist()}
+    rows = {row["id"]: row for row in manifest_rows(out)}
     assert sorted(rows) == sorted([in_joanmiro, bad_first, good_first])
     assert "#joanmiro" in rows[in_joanmiro]["source"]
     assert rows[bad_first]["source"].endswith(f"{stem_at(1)}_2.jpg")
@@ -395,7 +418,7 @@ def test_unloadable_metadata_counts_as_missing(tmp_path, tokenizer):
     (raw / f"{stem_at(1)}.json.xz").write_bytes(b"\x00 not xz at all")
     report = build(raw, out, tokenizer)
     assert report.kept == 2
-    assert read_manifest(out).column("id").to_pylist() == [stem_at(0), stem_at(1)]
+    assert read_manifest(out)["id"] == [stem_at(0), stem_at(1)]
 
 
 def test_missing_or_empty_raw_folder_is_a_clear_error(tmp_path, tokenizer):
@@ -415,7 +438,7 @@ def test_images_below_min_side_are_dropped_and_a_carousel_falls_back(tmp_path, t
     )
     report = build(raw, out, tokenizer, min_image_side=128)
     assert report.dropped == drops(report, image_too_small=1)
-    rows = {row["id"]: row for row in read_manifest(out).to_pylist()}
+    rows = {row["id"]: row for row in manifest_rows(out)}
     assert sorted(rows) == sorted([big, carousel])
     assert rows[carousel]["source"].endswith(f"{stem_at(2)}_2.jpg")
 
@@ -438,7 +461,7 @@ def test_exif_orientations_and_cmyk_jpegs_come_out_upright_and_right(tmp_path, t
     cmyk.paste((255, 0, 255, 0), (0, 0, 32, 64))  # cyan + yellow = green on the left half
     cmyk_id = write_post(raw, 5, image=jpeg_bytes(cmyk, quality=95))
     build(raw, out, tokenizer)
-    rows = {row["id"]: row for row in read_manifest(out).to_pylist()}
+    rows = {row["id"]: row for row in manifest_rows(out)}
     for post_id, orientation in ids.items():
         size, pixel, colour = cases[orientation]
         assert (rows[post_id]["width"], rows[post_id]["height"]) == size
@@ -508,7 +531,7 @@ def test_blacklisted_words_and_users_are_dropped_and_counted(tmp_path, tokenizer
         raw, out, tokenizer, blacklist_words=["giveaway"], blacklist_users=["@spam_prints"]
     )
     assert report.dropped == drops(report, blacklisted_word=2, blacklisted_user=1)
-    assert read_manifest(out).column("id").to_pylist() == [kept]
+    assert read_manifest(out)["id"] == [kept]
 
 
 def test_written_words_are_the_captions_words_as_the_papers_counted_them():
@@ -554,7 +577,7 @@ def test_short_captions_naming_the_picture_are_kept_and_too_short_ones_dropped(
     # The old count, after stopwords and the tokenizer's blacklist, is one setting away.
     content = build(raw, tmp_path / "content", tokenizer, word_count="content")
     assert content.dropped == drops(content, no_caption=1, too_few_words=4)
-    assert read_manifest(tmp_path / "content").column("id").to_pylist() == [named[1]]
+    assert read_manifest(tmp_path / "content")["id"] == [named[1]]
     assert "2 content words < 3" in content.examples["too_few_words"][0]
 
 
@@ -568,20 +591,20 @@ def test_a_changed_word_count_re_decides_an_incremental_build(tmp_path, tokenize
 
     first = build(raw, out, tokenizer, word_count="content")
     assert first.dropped == drops(first, too_few_words=1)
-    content_manifest = read_manifest(out)
-    assert content_manifest.column("id").to_pylist() == sorted([*long, later_copy])
+    content_manifest = read_manifest(out, EVERY_COLUMN)
+    assert content_manifest["id"] == sorted([*long, later_copy])
 
     written = build(raw, out, tokenizer, word_count="written")  # the same dataset dir
     assert written.work == {"posts_read": 0, "captions_detected": 1, "images_processed": 1}
     assert written.dropped == drops(written, exact_duplicate=1)
-    assert read_manifest(out).column("id").to_pylist() == sorted([*long, short])
+    assert read_manifest(out)["id"] == sorted([*long, short])
     build(raw, cold, tokenizer, word_count="written")
-    assert read_manifest(out).equals(read_manifest(cold))  # as if built so from the start
+    assert read_manifest(out, EVERY_COLUMN) == read_manifest(cold, EVERY_COLUMN)  # as if so built
 
     back = build(raw, out, tokenizer, word_count="content")
     assert back.work == {"posts_read": 0, "captions_detected": 0, "images_processed": 0}
     assert back.dropped == first.dropped
-    assert read_manifest(out).equals(content_manifest)
+    assert read_manifest(out, EVERY_COLUMN) == content_manifest
 
 
 @pytest.mark.parametrize(
@@ -595,7 +618,7 @@ def test_prolific_users_are_capped(tmp_path, tokenizer, policy, kept_of_prolific
     report = build(raw, out, tokenizer, max_posts_per_user=2, prolific_users=policy)
     assert report.dropped == drops(report, prolific_user=3 - kept_of_prolific)
     expected = prolific[:kept_of_prolific] + casual + [ownerless]
-    assert read_manifest(out).column("id").to_pylist() == sorted(expected)
+    assert read_manifest(out)["id"] == sorted(expected)
     uncapped = build(raw, tmp_path / "uncapped", tokenizer)  # the default: no cap
     assert uncapped.kept == 6
 
@@ -609,7 +632,7 @@ def test_exact_duplicates_same_pixels_in_other_bytes_are_dropped(tmp_path, token
     other = write_post(raw, 3, image=png_bytes(smooth((320, 240), seed=2)))
     report = build(raw, out, tokenizer)
     assert report.dropped == drops(report, exact_duplicate=2)
-    assert read_manifest(out).column("id").to_pylist() == sorted([original, other])
+    assert read_manifest(out)["id"] == sorted([original, other])
     assert f"copy of {raw / stem_at(0)}" in report.examples["exact_duplicate"][0]
     assert (
         build(
@@ -633,7 +656,7 @@ def test_near_duplicates_are_caught_and_lookalikes_are_not(tmp_path, tokenizer):
     report = build(raw, out, tokenizer)
 
     assert report.dropped == drops(report, near_duplicate=2)
-    assert read_manifest(out).column("id").to_pylist() == sorted([original, different, red, blue])
+    assert read_manifest(out)["id"] == sorted([original, different, red, blue])
     phash_alone = build(raw, tmp_path / "phash_alone", tokenizer, near_duplicate_rms=None)
     assert phash_alone.dropped["near_duplicate"] == 3  # the blue disc goes too
     off = build(raw, tmp_path / "off", tokenizer, near_duplicate_distance=None)
@@ -710,7 +733,7 @@ def test_changed_or_removed_posts_are_redone(tmp_path, tokenizer):
     report = build(raw, out, tokenizer)
     assert report.work["posts_read"] == 1 and report.seen == 3
     assert report.dropped == drops(report, too_few_words=1)
-    assert read_manifest(out).column("id").to_pylist() == [ids[0], ids[3]]
+    assert read_manifest(out)["id"] == [ids[0], ids[3]]
 
 
 def test_parallel_build_equals_serial_build(tmp_path, tokenizer):
@@ -724,13 +747,13 @@ def test_parallel_build_equals_serial_build(tmp_path, tokenizer):
     serial = build(raw, tmp_path / "serial", tokenizer, workers=0)
     parallel = build(raw, tmp_path / "parallel", tokenizer, workers=2)
     assert serial.dropped == parallel.dropped == drops(serial, near_duplicate=1, image_unreadable=1)
-    serial_table = read_manifest(tmp_path / "serial")
-    assert serial_table.equals(read_manifest(tmp_path / "parallel"))
+    serial = read_manifest(tmp_path / "serial", EVERY_COLUMN)
+    assert serial == read_manifest(tmp_path / "parallel", EVERY_COLUMN)
     with sqlite3.connect(tmp_path / "serial" / STATE_FILE) as connection:
         serial_state = sorted(connection.execute("SELECT key, image, dedupe FROM posts"))
     with sqlite3.connect(tmp_path / "parallel" / STATE_FILE) as connection:
         assert sorted(connection.execute("SELECT key, image, dedupe FROM posts")) == serial_state
-    for relative in serial_table.column("image").to_pylist():
+    for relative in serial["image"]:
         assert (tmp_path / "serial" / relative).read_bytes() == (
             tmp_path / "parallel" / relative
         ).read_bytes()
@@ -785,7 +808,7 @@ def test_cli_builds_and_prints_the_counts(tmp_path):
     assert re.search(r"^kept +5$", result.stdout, re.MULTILINE)
     assert re.search(r"^  too_few_words +1$", result.stdout, re.MULTILINE)
     assert str(out) in result.stdout
-    assert read_manifest(out).num_rows == 5
+    assert len(read_manifest(out)["id"]) == 5
     resolved = OmegaConf.load(out / ".hydra" / "config.yaml")
     assert resolved.raw == str(raw) and resolved.workers is None
 
@@ -794,7 +817,7 @@ def test_cli_builds_and_prints_the_counts(tmp_path):
     result = run_module("data_pipeline.build", f"raw={raw}", f"out={content}", "word_count=content")
     assert result.returncode == 0, result.stderr
     assert re.search(r"^  too_few_words +2$", result.stdout, re.MULTILINE)
-    assert read_manifest(content).num_rows == 4
+    assert len(read_manifest(content)["id"]) == 4
 
 
 def test_cli_missing_raw_folder_exits_nonzero_naming_it(tmp_path):
@@ -810,7 +833,7 @@ def test_cli_paths_are_relative_to_the_callers_cwd_and_out_is_required(tmp_path)
     write_post(tmp_path / "raw", 0)
     result = run_module("data_pipeline.build", "raw=raw", "out=dataset", "workers=0", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    assert read_manifest(tmp_path / "dataset").num_rows == 1
+    assert len(read_manifest(tmp_path / "dataset")["id"]) == 1
 
     result = run_module("data_pipeline.build", "raw=raw", cwd=tmp_path)
     assert result.returncode != 0
