@@ -3,7 +3,8 @@
 A local HTTPS proxy on 127.0.0.1 answers every request instaloader makes (hashtag info, GraphQL
 pages, a carousel's post query, CDN images) with the shapes in tests/fixtures/instagram/. requests
 reaches it through ``HTTPS_PROXY`` and trusts it through ``REQUESTS_CA_BUNDLE``: nothing in
-instaloader or in the scraper is replaced, and the subprocess tests run the real CLI.
+instaloader or in the scraper is replaced, and the subprocess tests run the real CLI. For a
+network that cannot be reached, ``HTTPS_PROXY`` names a proxy that really cannot be connected to.
 """
 
 import base64
@@ -16,11 +17,13 @@ import json
 import lzma
 import os
 import signal
+import socket
 import sqlite3
 import ssl
 import subprocess
 import sys
 import threading
+import time
 import urllib.parse
 import zlib
 from collections import Counter
@@ -34,13 +37,13 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 from conftest import compose_config
-from hydra.utils import instantiate
 from omegaconf import OmegaConf
 from PIL import Image
 
 from data_pipeline.catalog import Catalog, CatalogPost
 from data_pipeline.raw import find_post_files, offline_context, read_post
-from data_pipeline.scrape.command import run
+from data_pipeline.scrape.command import make_loader, run
+from data_pipeline.scrape.rate import WaitBudget
 
 FIXTURES = Path(__file__).parent / "fixtures" / "instagram"
 TAG_QUERY = "9b498c08113f1e09617a1703c22b2f32"  # Hashtag.get_posts_resumable
@@ -98,6 +101,7 @@ class Instagram:
         self.images: dict[str, bytes] = {}  # CDN path → JPEG
         self.requests: list[Request] = []
         self.faults: list[Fault] = []
+        self.unreachable: set[str] = set()  # hosts the proxy cannot reach: CONNECT gets a 502
         self.lock = threading.Lock()
 
     def answer(self, request: Request) -> tuple[int, str, bytes]:
@@ -273,6 +277,11 @@ class ReplayHandler(http.server.BaseHTTPRequestHandler):
 
     def do_CONNECT(self):
         self.host = self.path.rsplit(":", 1)[0]
+        if self.host in self.world.unreachable:
+            self.send_response(502, "Bad Gateway")
+            self.end_headers()
+            self.close_connection = True
+            return
         self.send_response(200, "Connection established")
         self.end_headers()
         self.connection = self.tls.wrap_socket(self.connection, server_side=True)
@@ -577,15 +586,18 @@ def test_a_post_whose_image_is_gone_is_recorded_as_failed(tmp_path, session_file
 
 
 def test_a_429_waits_and_continues(tmp_path, session_file, caplog):
+    """A rate limit is waited out through the budget, never taken for a network that is down:
+    with no network retries at all, the 429s still end in a wait and a complete walk."""
     caplog.set_level("WARNING")
     with replaying(standard_world()) as world:
-        world.faults.append(Fault(page_of("joanmiro", 1), status=429, body=TOO_MANY))
-        code, output = scrape(tmp_path / "raw", session_file)
+        world.faults.append(Fault(page_of("joanmiro", 1), status=429, body=TOO_MANY, times=2))
+        code, output = scrape(tmp_path / "raw", session_file, "network.retries=0")
     assert code == 0, output
-    assert world.page_requests("joanmiro") == [0, 1, 1, 2]
+    assert world.page_requests("joanmiro") == [0, 1, 1, 1, 2]
     assert_complete(tmp_path / "raw", world, JOANMIRO)
     waits = [r.getMessage() for r in caplog.records if "waiting" in r.getMessage()]
     assert waits and "HTTP 429" in waits[0], waits
+    assert not any("cannot reach" in r.getMessage() for r in caplog.records)
 
 
 def test_max_wait_stops_cleanly_and_the_rerun_finishes(tmp_path, session_file):
@@ -632,7 +644,7 @@ def test_login_required_mid_walk_says_how_to_make_a_session(tmp_path, session_fi
 
 def test_anonymous_403_says_how_to_log_in(tmp_path):
     with replaying(standard_world()) as world:
-        code, output = scrape(tmp_path / "raw", None)
+        code, output = scrape(tmp_path / "raw", None, "login.anonymous=true")
     assert code == 2, output
     assert "instaloader -l NAME" in output and "login.user=NAME" in output
     assert world.requests and all(r.session is None for r in world.requests)
@@ -703,6 +715,152 @@ def test_sigkill_mid_run_then_rerun_completes_and_build_reads_it(tmp_path, sessi
     assert {row["id"] for row in manifest} == JOANMIRO | MIRO
 
 
+# No login, no network: the CLI stops within seconds and says what to do.
+
+
+def run_cli(cwd: Path, arguments: list[str], env: dict[str, str]) -> tuple[int, str, float]:
+    """``python -m data_pipeline.scrape ARGUMENTS``: exit code, stdout + stderr, seconds it took.
+    A run still going after 60 s fails the test (``subprocess.TimeoutExpired``)."""
+    command = [sys.executable, "-m", "data_pipeline.scrape", *arguments]
+    start = time.monotonic()
+    done = subprocess.run(
+        command,
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    return done.returncode, done.stdout + done.stderr, time.monotonic() - start
+
+
+def through_proxy(proxy: str) -> dict[str, str]:
+    """Our environment, with every HTTPS request going through ``proxy`` and nothing else."""
+    env = {k: v for k, v in os.environ.items() if not k.lower().endswith(("_proxy", "_bundle"))}
+    return {**env, "HTTPS_PROXY": proxy, "NO_PROXY": ""}
+
+
+@contextmanager
+def dead_proxy(how: str):
+    """The URL of an HTTPS proxy that really cannot be reached, in the way ``how`` says.
+
+    ``refused``: a local port nobody listens on. ``dns``: a name in RFC 2606's ``.invalid``, which
+    never resolves. ``timeout``: a local port whose accept queue is full, so connecting hangs.
+    """
+    if how == "dns":
+        yield "http://proxy.invalid:3128"
+        return
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        port = server.getsockname()[1]
+        if how == "refused":
+            server.close()
+            yield f"http://127.0.0.1:{port}"
+            return
+        server.listen(0)
+        queued = [socket.socket() for _ in range(3)]
+        for client in queued:
+            client.setblocking(False)
+            client.connect_ex(("127.0.0.1", port))
+        try:
+            yield f"http://127.0.0.1:{port}"
+        finally:
+            for client in queued:
+                client.close()
+
+
+def test_without_a_login_the_cli_stops_at_once_with_the_login_steps(tmp_path):
+    """The new user's first command: no login.user and no session file (an empty HOME). It must
+    not try Instagram anonymously (hashtags need a login): exit 2, the steps, no request."""
+    home = tmp_path / "home"
+    home.mkdir()
+    out = tmp_path / "raw"
+    with replaying(standard_world()) as world:
+        code, output, seconds = run_cli(
+            tmp_path,
+            ["hashtags=[joanmiro]", "max_posts=5", f"out={out}"],
+            {**os.environ, "HOME": str(home), "XDG_CONFIG_HOME": str(home / ".config")},
+        )
+    assert code == 2, output
+    assert seconds < 30, seconds
+    assert "no login.user" in output
+    assert "instaloader -l NAME" in output and "login.user=NAME" in output
+    assert str(home / ".config" / "instaloader" / "session-NAME") in output
+    assert "login.anonymous=true" in output
+    assert world.requests == [] and not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("how", "overrides", "host", "doing"),
+    [
+        ("refused", [], "www.instagram.com", "checking the login"),
+        ("dns", ["login.check=false"], "i.instagram.com", "opening #joanmiro"),
+        (
+            "timeout",
+            ["login.check=false", "network.connect_timeout=0.5", "network.retries=1"],
+            "i.instagram.com",
+            "opening #joanmiro",
+        ),
+    ],
+)
+def test_an_unreachable_network_stops_soon_and_the_same_command_resumes(
+    tmp_path, session_file, how, overrides, host, doing
+):
+    """Instagram cannot be reached (the proxy refuses, does not resolve, or never answers the
+    connection): a few quick tries, then exit 4 naming the host and the command that resumes;
+    no rate-limit waiting, and the catalog as it was. The same command, online, then finishes."""
+    out = tmp_path / "raw"
+    arguments = options(out, session_file, "network.backoff=0.5", *overrides)
+    with replaying(standard_world()) as world:
+        code, output = scrape(out, session_file, "max_posts=4")
+        assert code == 0, output
+    before = catalog_rows(out)
+    assert set(before) == {"A1", "A2", "V1", "A3"}
+
+    with dead_proxy(how) as proxy:
+        code, output, seconds = run_cli(tmp_path, arguments, through_proxy(proxy))
+    assert code == 4, output
+    assert seconds < 60, seconds
+    assert f"stopped: cannot reach {host} through the proxy {proxy}" in output
+    assert f"while {doing}" in output
+    assert "Rerun the same command to continue: python -m data_pipeline.scrape" in output
+    assert f"out={out}" in output.rsplit("Rerun the same command", 1)[1]
+    assert "max_wait" not in output and "waiting" not in output  # no rate-limit budget spent
+    assert catalog_rows(out) == before
+    with Catalog.open(out, read_only=True) as catalog:
+        assert catalog.load_cursor("joanmiro").posts_seen == 4
+
+    with replaying(world):
+        code, output, _ = run_cli(tmp_path, arguments, dict(os.environ))
+    assert code == 0, output
+    assert_complete(out, world, JOANMIRO)
+    assert "#joanmiro: resuming after" in output
+    assert "downloaded 7 new posts (0 failed, 1 already known" in output  # only the one it froze at
+    assert max(world.image_requests().values()) == 1
+
+
+def test_an_image_host_that_cannot_be_reached_stops_without_failing_posts(tmp_path, session_file):
+    """The CDN drops off mid-walk (the proxy answers CONNECT with 502): the post in flight is
+    not recorded as failed, the run stops (exit 4), and the rerun fetches each image once."""
+    out = tmp_path / "raw"
+    dead = ("network.retries=1", "network.backoff=0")
+    with replaying(standard_world()) as world:
+        code, output = scrape(out, session_file, "max_posts=2")
+        assert code == 0, output
+        world.unreachable.add(CDN_HOST)
+        code, output = scrape(out, session_file, *dead)
+        assert code == 4, output
+        assert f"cannot reach {CDN_HOST} through the proxy http://127.0.0.1:" in output
+        assert "while downloading post V1" in output and "Rerun the same command" in output
+        rows = catalog_rows(out)
+        assert set(rows) == {"A1", "A2"} and {r.status for r in rows.values()} == {"downloaded"}
+        world.unreachable.clear()
+        code, output = scrape(out, session_file, *dead)
+    assert code == 0, output
+    assert_complete(out, world, JOANMIRO)
+    assert max(world.image_requests().values()) == 1
+
+
 # The catalog and the config on their own.
 
 
@@ -763,7 +921,8 @@ def test_catalog_round_trips_a_frozen_iterator(tmp_path):
 
 def test_config_builds_instaloader_and_holds_no_password(tmp_path):
     cfg = compose_config("scrape", ["out=x", "login.user=someone"], tmp_path)
-    loader = instantiate(cfg.loader)(slide="1")
+    loader = make_loader(cfg, "1", WaitBudget(cfg.rate_limit.max_wait))
     assert (loader.download_videos, loader.download_video_thumbnails) == (False, True)
     assert loader.save_metadata and loader.compress_json and loader.slide_end == 0
+    assert loader.context.request_timeout == (10, 300.0)  # (connect, read): a dead link fails soon
     assert "passw" not in OmegaConf.to_yaml(cfg).lower()  # no key could ever carry one

@@ -9,7 +9,8 @@ position is never older than the last recorded post.
 A frozen iterator re-yields the post it stopped at, and hashtags share posts: both cases find
 the post already downloaded and only add the hashtag to its row. A post whose download fails is
 retried ``post_attempts`` times with backoff, then recorded as failed; a hashtag page that fails
-is retried with backoff until the wait budget runs out.
+is retried with backoff until the wait budget runs out. A request that cannot connect at all gets
+a few quick tries (:mod:`data_pipeline.scrape.network`), then the walk stops, its post unrecorded.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from tqdm import tqdm
 
 from data_pipeline.catalog import Catalog, CatalogPost, Cursor
 from data_pipeline.scrape.download import download_post, failed_record
+from data_pipeline.scrape.network import NetworkRetry, NetworkUnreachable
 from data_pipeline.scrape.rate import WaitBudget, WaitBudgetExceeded
 from data_pipeline.scrape.session import LoginNeeded, how_to_login, is_login_error
 
@@ -65,6 +67,7 @@ class WalkSettings:
         backoff: seconds to wait after the first failure in a row; doubles per failure.
         backoff_max: longest single backoff in seconds.
         progress: show a tqdm bar of downloaded posts against ``max_posts``.
+        network: how often a request that cannot connect is tried before the walk stops.
     """
 
     max_posts: int = 200_000
@@ -72,11 +75,12 @@ class WalkSettings:
     backoff: float = 30.0
     backoff_max: float = 900.0
     progress: bool = True
+    network: NetworkRetry = field(default_factory=NetworkRetry)
 
 
 @dataclass
 class ScrapeReport:
-    """What a run did. ``stopped``: complete, max_posts, max_wait, login or aborted."""
+    """What a run did. ``stopped``: complete, max_posts, max_wait, network, login or aborted."""
 
     downloaded: int = 0
     failed: int = 0
@@ -142,6 +146,8 @@ class Walk:
                     self.report.stopped = "max_posts"
         except WaitBudgetExceeded as error:
             self.report.stopped, self.report.message = "max_wait", str(error)
+        except NetworkUnreachable as error:
+            self.report.stopped, self.report.message = "network", str(error)
         except LoginNeeded as error:
             self.report.stopped, self.report.message = "login", str(error)
         except instaloader.AbortDownloadException as error:
@@ -223,13 +229,16 @@ class Walk:
     def _download(self, post: instaloader.Post, hashtag: str) -> CatalogPost:
         for attempt in range(1, self.settings.post_attempts + 1):
             try:
-                record = download_post(self.loader, post, hashtag, self.out_dir, self.catalog)
+                record = self.settings.network.call(
+                    f"downloading post {post.shortcode}",
+                    lambda: download_post(self.loader, post, hashtag, self.out_dir, self.catalog),
+                )
                 self._failures_in_a_row = 0
                 return record
             except Exception as error:
                 self._raise_if_login(error)
                 if not isinstance(error, POST_ERRORS):
-                    raise  # AbortDownloadException, a full disk, a bug: stop, state is saved
+                    raise  # unreachable, AbortDownloadException, a full disk, a bug: stop
                 final = not isinstance(error, NETWORK_ERRORS) or _FINAL_STATUS.search(str(error))
                 if final or attempt == self.settings.post_attempts:
                     return failed_record(post, hashtag, error)
@@ -237,10 +246,11 @@ class Walk:
         raise AssertionError("unreachable: the last attempt returns")
 
     def _retry(self, what: str, request: Callable[[], T]) -> T:
-        """``request()``, retried with backoff on network errors until the wait budget ends."""
+        """``request()``, retried with backoff on network errors until the wait budget ends;
+        one that cannot connect stops sooner (:class:`NetworkRetry`)."""
         while True:
             try:
-                result = request()
+                result = self.settings.network.call(what, request)
                 self._failures_in_a_row = 0
                 return result
             except Exception as error:
