@@ -20,8 +20,14 @@ from omegaconf import OmegaConf
 from omegaconf.errors import ConfigKeyError, ValidationError
 from PIL import Image, ImageDraw
 
-from data_pipeline.build import BuildSettings, BuildSettingsError, build_dataset
-from data_pipeline.build.dedupe import HammingIndex, hamming
+from data_pipeline.build import (
+    BuildSettings,
+    BuildSettingsError,
+    build_dataset,
+    dedupe,
+    image_cache,
+)
+from data_pipeline.build.dedupe import HammingIndex
 from data_pipeline.build.filters import DROP_REASONS, written_words
 from data_pipeline.build.language import LanguageSettingsError
 from data_pipeline.build.settings import read_settings
@@ -671,11 +677,13 @@ def test_hamming_index_finds_exactly_the_codes_within_the_radius():
         flips = rng.choice(64, size=bits, replace=False)
         codes.append(codes[0] ^ sum(1 << int(bit) for bit in flips))
     index = HammingIndex(radius=8)
-    for key, code in enumerate(codes):
-        index.add(key, code)
+    index.add(range(200), codes[:200])
+    for key, code in enumerate(codes[200:], start=200):
+        index.add([key], [code])
     for query in (codes[0], codes[7], codes[-1]):
-        expected = [(key, hamming(query, code)) for key, code in enumerate(codes)]
+        expected = [(key, (query ^ code).bit_count()) for key, code in enumerate(codes)]
         assert index.near(query) == [(key, d) for key, d in expected if d <= 8]
+    assert HammingIndex(radius=0).near(codes[0]) == []  # empty
 
 
 def state_rows(out: Path) -> dict[str, tuple]:
@@ -721,6 +729,22 @@ def test_incremental_build_processes_only_new_posts_and_keeps_old_decisions(tmp_
     unchanged = build(raw, out, tokenizer)
     assert unchanged.work == {"posts_read": 0, "captions_detected": 0, "images_processed": 0}
     assert unchanged.dropped == second.dropped and by_id(out, "split") == after
+
+
+def test_a_new_signature_version_re_hashes_the_cached_images(tmp_path, tokenizer, monkeypatch):
+    raw, out = tmp_path / "raw", tmp_path / "dataset"
+    for index in range(3):
+        write_post(raw, index, image=smooth((320, 240), seed=index))
+    build(raw, out, tokenizer)
+    files = sorted((out / "images").rglob("*.jpg"))
+    monkeypatch.setattr(image_cache, "SIGNATURE_VERSION", dedupe.SIGNATURE_VERSION + 1)
+    monkeypatch.setattr(image_cache, "perceptual_hash", lambda image: 0)
+
+    again = build(raw, out, tokenizer, near_duplicate_rms=None)
+
+    assert again.work["images_processed"] == 3  # re-hashed from the cached files...
+    assert sorted((out / "images").rglob("*.jpg")) == files  # ...which stay as they were
+    assert again.dropped["near_duplicate"] == 2  # every stored hash is the new one
 
 
 def test_changed_or_removed_posts_are_redone(tmp_path, tokenizer):

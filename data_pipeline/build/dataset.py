@@ -43,7 +43,7 @@ from typing import Any
 
 import numpy as np
 
-from data_pipeline.build.dedupe import SIGNATURE_VERSION, DuplicateFilter, thumbnail
+from data_pipeline.build.dedupe import DuplicateFilter, thumbnail
 from data_pipeline.build.filters import (
     DROP_REASONS,
     DUPLICATE_ID,
@@ -157,8 +157,8 @@ def build_dataset(
             thumbnail=_thumbnails(state, out_dir),
         )
         dedupe_key = (
-            f"s{SIGNATURE_VERSION}:{settings.exact_duplicates}:"
-            f"{settings.near_duplicate_distance}:{settings.near_duplicate_rms}:{spec.outcome_key()}"
+            f"{settings.exact_duplicates}:{settings.near_duplicate_distance}:"
+            f"{settings.near_duplicate_rms}:{spec.outcome_key()}"
         )
         _decide_duplicates(order, reasons, duplicates, dedupe_key, reuse=not vanished)
 

@@ -26,7 +26,7 @@ from pathlib import Path
 from PIL import Image
 from tqdm import tqdm
 
-from data_pipeline.build.dedupe import perceptual_hash
+from data_pipeline.build.dedupe import SIGNATURE_VERSION, perceptual_hash
 from data_pipeline.images import (
     DEFAULT_MAX_PIXELS,
     IMAGE_UNREADABLE,
@@ -76,9 +76,12 @@ class ResizeSpec:
         return f"v{CACHE_VERSION}:{self.short_side}:{self.jpeg_quality}".encode()
 
     def outcome_key(self) -> str:
-        """What changes the outcome of caching a source: its file, or the drop reason."""
+        """What changes the outcome of caching a source: its file and hashes, or the drop reason."""
         draft = f":d{DRAFT_MARGIN}" if self.draft else ""
-        return f"{self.cache_key().decode()}:{self.max_pixels}:{self.min_side}{draft}"
+        return (
+            f"{self.cache_key().decode()}:{self.max_pixels}:{self.min_side}{draft}"
+            f":s{SIGNATURE_VERSION}"
+        )
 
 
 @dataclass(frozen=True)
