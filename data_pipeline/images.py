@@ -3,7 +3,7 @@
 ``open_image`` is shared by the dataset build (``data_pipeline.build.image_cache``) and
 ``miro``: a pixel cap read from the header before decoding (decompression bombs), a full decode
 (truncated files fail here rather than in training), EXIF orientation applied and any mode made
-RGB.
+RGB. ``IMAGE_SUFFIXES`` says which files are images.
 
 Example::
 
@@ -19,6 +19,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+# The suffixes (lowercase) of image files: what a folder of photos or styles is searched for.
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"})
 DEFAULT_MAX_PIXELS = 40_000_000
 
 IMAGE_UNREADABLE = "image_unreadable"

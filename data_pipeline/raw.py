@@ -31,7 +31,9 @@ from typing import Any
 import instaloader
 
 STEM_FORMAT = "%Y-%m-%d_%H-%M-%S_UTC"
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
+# The pictures of a post, as instaloader names them by their Content-Type: fewer than
+# data_pipeline.images.IMAGE_SUFFIXES, as Instagram serves no GIF, BMP or TIFF post.
+POST_IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
 _POST_FILE = re.compile(
     r"(?P<stem>\d{4}-\d{2}-\d{2}_\d{2}-\d{2}-\d{2}_UTC)(?:_(?P<index>\d+))?"
     r"(?P<suffix>\.json\.xz|\.[A-Za-z]+)"
@@ -104,15 +106,6 @@ def read_posts(
     return posts, read
 
 
-def find_post_files(raw_dir: str | Path) -> list[PostFiles]:
-    """Group the files under ``raw_dir`` (recursively) into posts, sorted by path.
-
-    Raises:
-        RawFolderError: ``raw_dir`` is not a folder or holds no post.
-    """
-    return [listing.post_files() for _, listing in _scan(Path(raw_dir))]
-
-
 @dataclass
 class _Listing:
     """A post's files as found, in plain strings (a large scrape has millions of files)."""
@@ -158,7 +151,7 @@ def _scan(raw_dir: Path) -> list[tuple[str, _Listing]]:
             listing = listings[key] = _Listing(stem)
         listing.stats.append(_file_fingerprint(entry))
         suffix, index = match["suffix"].lower(), match["index"]
-        if suffix in IMAGE_SUFFIXES:
+        if suffix in POST_IMAGE_SUFFIXES:
             listing.images.append((int(index or 0), entry.path))
         elif index is not None:
             continue

@@ -41,7 +41,7 @@ from omegaconf import OmegaConf
 from PIL import Image
 
 from data_pipeline.catalog import Catalog, CatalogPost
-from data_pipeline.raw import find_post_files, offline_context, read_post
+from data_pipeline.raw import read_posts
 from data_pipeline.scrape.command import make_loader, run
 from data_pipeline.scrape.rate import WaitBudget
 
@@ -498,8 +498,7 @@ def test_posts_of_the_same_second_do_not_overwrite_each_other(scraped):
 
 
 def test_the_folder_is_read_by_data_pipeline_raw(scraped):
-    context = offline_context()
-    posts = [read_post(files, context) for files in find_post_files(scraped.out)]
+    posts, _ = read_posts(scraped.out)
     by_id = {post.id: post for post in posts}
     rows = catalog_rows(scraped.out)
     assert len(posts) == len(by_id) and set(by_id) == set(rows)
