@@ -189,17 +189,6 @@ class Catalog:
             )
             return True
 
-    def mark_status(self, shortcode: str, status: str, error: str | None = None) -> None:
-        """Set a post's status (and error, cleared when None)."""
-        if status not in STATUSES:
-            raise ValueError(f"status must be one of {STATUSES}, not {status!r}")
-        cursor = self._db.execute(
-            "UPDATE posts SET status = ?, error = ?, updated_at = ? WHERE shortcode = ?",
-            (status, error, _now(), shortcode),
-        )
-        if cursor.rowcount == 0:
-            raise KeyError(f"no post {shortcode!r} in {self.path}")
-
     def count(self, status: str | None = "downloaded") -> int:
         """Posts with ``status`` (all posts when None)."""
         if status is None:

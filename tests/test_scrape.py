@@ -9,6 +9,7 @@ network that cannot be reached, ``HTTPS_PROXY`` names a proxy that really cannot
 
 import base64
 import copy
+import dataclasses
 import fcntl
 import http.cookies
 import http.server
@@ -875,14 +876,14 @@ def test_catalog_schema_wal_and_transactions(tmp_path):
         assert catalog.get("abc").hashtags == ("miro", "joanmiro")
         with pytest.raises(RuntimeError), catalog.transaction():
             catalog.upsert_post(CatalogPost("def", ("miro",), None, None, None, (), None, "failed"))
-            catalog.mark_status("abc", "failed", "boom")
+            catalog.upsert_post(dataclasses.replace(post, status="failed", error="boom"))
             raise RuntimeError
         assert catalog.get("def") is None and catalog.get("abc").status == "downloaded"
         assert catalog.references("#miro/x.jpg") == "abc"
     with Catalog.open(tmp_path, read_only=True) as reader:
         assert [post.shortcode for post in reader.downloaded()] == ["abc"]
         with pytest.raises(sqlite3.OperationalError):
-            reader.mark_status("abc", "failed")
+            reader.upsert_post(post)
     with sqlite3.connect(tmp_path / "catalog.sqlite") as db:
         assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         columns = {

@@ -70,9 +70,6 @@ class HammingIndex:
         self._index = faiss.IndexBinaryFlat(HASH_BITS)
         self._keys: list[Hashable] = []  # by faiss id: the insertion rank
 
-    def __len__(self) -> int:
-        return len(self._keys)
-
     def add(self, keys: Sequence[Hashable], codes: Sequence[int]) -> None:
         """Index each code under its key (a key is added once)."""
         self._index.add(_as_bytes(codes))
@@ -80,7 +77,7 @@ class HammingIndex:
 
     def near(self, code: int) -> list[tuple[Hashable, int]]:
         """``(key, distance)`` of every indexed code within ``radius``, in insertion order."""
-        with _one_thread():  # faiss finds the distances below its radius
+        with _one_thread():  # faiss finds the distances below its radius: radius + 1
             _, distances, ids = self._index.range_search(_as_bytes([code]), self.radius + 1)
         order = np.argsort(ids, kind="stable")
         return [(self._keys[ids[at]], int(distances[at])) for at in order]
