@@ -27,10 +27,10 @@ from data_pipeline.build import (
     dedupe,
     image_cache,
 )
+from data_pipeline.build.__main__ import read_settings
 from data_pipeline.build.dedupe import HammingIndex
 from data_pipeline.build.filters import DROP_REASONS, written_words
 from data_pipeline.build.language import LanguageSettingsError
-from data_pipeline.build.settings import read_settings
 from data_pipeline.build.splits import SplitFractionsError, assign_split
 from data_pipeline.build.state import STATE_FILE
 from data_pipeline.images import ImageTooLarge, UnreadableImage, open_image

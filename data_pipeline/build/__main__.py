@@ -15,11 +15,28 @@ from omegaconf.errors import ConfigKeyError, ValidationError
 
 from data_pipeline.build.dataset import build_dataset
 from data_pipeline.build.language import LanguageSettingsError
-from data_pipeline.build.settings import BuildSettingsError, read_settings
+from data_pipeline.build.settings import BuildSettings, BuildSettingsError
 from data_pipeline.build.splits import SplitFractionsError
 from data_pipeline.raw import RawFolderError
 
 USAGE = "python -m data_pipeline.build raw=DIR out=DATASET"
+# The keys of conf/build.yaml that are not settings: the folders and the tokenizer's config.
+NOT_SETTINGS = ("raw", "out", "tokenizer")
+
+
+def read_settings(cfg: DictConfig) -> BuildSettings:
+    """The build settings of a composed ``conf/build.yaml``, typed by ``BuildSettings``.
+
+    Raises:
+        omegaconf.errors.ConfigKeyError: a key that is no field of ``BuildSettings``.
+        omegaconf.errors.ValidationError: a value that does not convert to its field's type.
+    """
+    given = {
+        key: value
+        for key, value in OmegaConf.to_container(cfg, resolve=True).items()
+        if key not in NOT_SETTINGS
+    }
+    return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(BuildSettings), given))
 
 
 @hydra.main(version_base="1.3", config_path="../../conf", config_name="build")

@@ -1,27 +1,22 @@
 """The build's settings: every key of ``conf/build.yaml`` but ``raw``, ``out`` and ``tokenizer``.
 
-``read_settings`` merges the composed config onto ``BuildSettings`` with
-``OmegaConf.structured``, so OmegaConf refuses a key the dataclass lacks and a value it cannot
-convert to the field's type, naming the key; ``BuildSettings.check`` refuses values out of range.
+``python -m data_pipeline.build`` merges its config onto ``BuildSettings`` with
+``OmegaConf.structured`` (``data_pipeline.build.__main__.read_settings``), so OmegaConf refuses a
+key the dataclass lacks and a value it cannot convert to the field's type, naming the key;
+``BuildSettings.check`` refuses values out of range. This module imports no config system.
 
 Example::
 
-    settings = read_settings(cfg)  # cfg: conf/build.yaml as Hydra composed it
     settings = BuildSettings(min_words=5, workers=0)
     settings.check()  # raises BuildSettingsError naming every key out of range
 """
 
 from dataclasses import dataclass, field
 
-from omegaconf import DictConfig, OmegaConf
-
 from data_pipeline.build.dedupe import HASH_BITS
 from data_pipeline.build.filters import PROLIFIC_POLICIES, WORD_COUNTS, WRITTEN
 from data_pipeline.build.language import CONFUSERS, KEEP
 from data_pipeline.images import DEFAULT_MAX_PIXELS
-
-# The keys of conf/build.yaml that are not settings: the folders and the tokenizer's config.
-NOT_SETTINGS = ("raw", "out", "tokenizer")
 
 
 class BuildSettingsError(ValueError):
@@ -109,18 +104,3 @@ class BuildSettings:
             )
         if problems:
             raise BuildSettingsError("; ".join(problems))
-
-
-def read_settings(cfg: DictConfig) -> BuildSettings:
-    """The build settings of a composed ``conf/build.yaml``, typed by ``BuildSettings``.
-
-    Raises:
-        omegaconf.errors.ConfigKeyError: a key that is no field of ``BuildSettings``.
-        omegaconf.errors.ValidationError: a value that does not convert to its field's type.
-    """
-    given = {
-        key: value
-        for key, value in OmegaConf.to_container(cfg, resolve=True).items()
-        if key not in NOT_SETTINGS
-    }
-    return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(BuildSettings), given))
