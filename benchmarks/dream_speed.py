@@ -41,11 +41,11 @@ import torch
 import torch.nn.functional as F
 from torchvision.models import GoogLeNet, vgg16
 
-from miro.dream import DreamSettings, dream, googlenet, layer, noise_image
-from miro.dream import vgg16 as dream_vgg16
-from miro.dream.models import GoogLeNetDream, PooledHead, VGG16Dream
-from miro.dream.octaves import compute_dtype, octave_sizes
-from miro.dream.tiling import objective_gradient
+from miro.deepdream import DreamSettings, dream, googlenet, layer, noise_image
+from miro.deepdream import vgg16 as dream_vgg16
+from miro.deepdream.models import GoogLeNetDream, PooledHead, VGG16Dream
+from miro.deepdream.octaves import compute_dtype, octave_sizes
+from miro.deepdream.tiling import objective_gradient
 
 PEER_SECONDS = {"googlenet": 7.8, "vgg16": 52.0}  # shared/PERFORMANCE.md, 2 threads
 LAYERS = {"googlenet": "inception4c", "vgg16": "relu4_3"}
@@ -150,7 +150,7 @@ def step_ablation(kind: str, args) -> dict[str, tuple[float, float]]:
     image = noise_image(args.size, args.size, seed=0)
     unfolded = ours
     if kind == "googlenet":
-        with mock.patch("miro.dream.models.fold_batch_norms", lambda net: net):
+        with mock.patch("miro.deepdream.models.fold_batch_norms", lambda net: net):
             unfolded = networks(kind)[1]
 
     def ours_step(model, memory_format, dtype) -> None:

@@ -106,7 +106,7 @@ def train_steps_per_s(root: Path, num_styles: int, args) -> float:
         f"data.image_dir={root / 'content'}",
         f"data.image_size={args.image_size}",
         f"data.batch_size={args.batch_size}",
-        "module.samples_dir=null",
+        "callbacks.style_samples.dirpath=null",
         f"paths.root_dir={root}",
         f"paths.output_dir={root / 'run'}",
         "seed=0",

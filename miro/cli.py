@@ -1,4 +1,14 @@
-"""Command-line plumbing shared by the entry points (``python -m miro.X``).
+"""Command-line plumbing shared by the entry points (``python -m miro.X``, ``python -m
+data_pipeline.X``).
+
+``exit_on`` turns the errors a user can fix (a missing file, a bad key or value) into one line,
+``error: <what to do>`` on stderr, and exit status 2, with no traceback; any other exception
+is a bug and keeps its traceback::
+
+    @hydra.main(version_base="1.3", config_path="../conf", config_name="stylize")
+    def main(cfg):
+        with exit_on(StylizeError, CheckpointError, DeviceError):
+            print(run(cfg))
 
 Hydra's override grammar reads unquoted values as ASCII only, so ``words=étoile`` stops in its
 lexer (``LexerNoViableAltException``) although our users query in Spanish, Catalan and French.
@@ -11,7 +21,9 @@ Example::
 """
 
 import re
-from collections.abc import Sequence
+import sys
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import HydraException
@@ -26,6 +38,24 @@ OPENING, CLOSING = "([{", ")]}"
 # Hydra's escapes in unquoted values (OverrideLexer's ESC): `\,` is a comma, `\\` a backslash.
 UNQUOTED_ESCAPE = re.compile(r"\\([\\()\[\]{}:=, \t])")
 CALL = re.compile(r"([A-Za-z_][\w-]*)\((.*)\)", re.DOTALL)
+USER_ERROR_STATUS = 2
+
+
+@contextmanager
+def exit_on(*user_errors: type[BaseException]) -> Iterator[None]:
+    """Inside the block, an exception of one of ``user_errors`` (or one whose ``__cause__``
+    chain holds one: Hydra's ``instantiate`` wraps what a constructor raises) exits with status
+    2 after printing ``error: <message>`` to stderr; other exceptions pass unchanged."""
+    try:
+        yield
+    except Exception as err:
+        cause: BaseException | None = err
+        while cause is not None and not isinstance(cause, user_errors):
+            cause = cause.__cause__
+        if cause is None:
+            raise
+        print(f"error: {cause}", file=sys.stderr)
+        raise SystemExit(USER_ERROR_STATUS) from None
 
 
 def quote_non_ascii(arguments: Sequence[str]) -> list[str]:

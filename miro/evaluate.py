@@ -8,19 +8,18 @@ from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
-from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from miro.cli import quote_non_ascii
+from data_pipeline.manifest import DatasetNotFoundError
+from miro.cli import exit_on, quote_non_ascii
 from miro.devices import DeviceError
-from miro.dream.checkpoint import EncoderCheckpointError
-from miro.lit.data import DatasetNotFoundError
-from miro.queries import QueryError
+from miro.models.checkpoints import EncoderCheckpointError
 from miro.retrieval.errors import RetrievalError
 from miro.retrieval.evaluation import evaluate_encoder
 from miro.retrieval.labelled import probe_split
 from miro.retrieval.probe import probe_checkpoint
+from miro.retrieval.queries import QueryError
 
 
 def retrieval(cfg: DictConfig) -> float:
@@ -47,10 +46,7 @@ def retrieval(cfg: DictConfig) -> float:
 def probe(cfg: DictConfig) -> float:
     """The linear probe on ``cfg.probe``; prints and writes ``cfg.probe_output``; the trained
     encoder's test accuracy."""
-    try:
-        settings = instantiate(cfg.probe_settings)
-    except InstantiationException as err:  # a bad probe_settings.* value: ProbeSettings says
-        raise err.__cause__ if isinstance(err.__cause__, RetrievalError) else err from None
+    settings = instantiate(cfg.probe_settings)  # a bad value: ProbeSettings says which
     report = probe_checkpoint(
         cfg.ckpt,
         probe_split(cfg.probe, settings.test_fraction, settings.seed),
@@ -76,23 +72,17 @@ def on_command_line(key: str) -> bool:
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="evaluate")
 def main(cfg: DictConfig) -> float:
-    if cfg.ckpt is None:
-        raise SystemExit(
-            "error: give the encoder checkpoint: ckpt=PATH (train one with "
-            "`python -m miro.train +experiment=instagram_text`)"
-        )
-    try:
+    with exit_on(
+        RetrievalError, QueryError, EncoderCheckpointError, DatasetNotFoundError, DeviceError
+    ):
+        if cfg.ckpt is None:
+            raise RetrievalError(
+                "give the encoder checkpoint: ckpt=PATH (train one with "
+                "`python -m miro.train +experiment=instagram_text`)"
+            )
         accuracy = probe(cfg) if cfg.probe is not None else None
         if cfg.probe is None or on_command_line("dataset_dir"):
             return retrieval(cfg)
-    except (
-        RetrievalError,
-        QueryError,
-        EncoderCheckpointError,
-        DatasetNotFoundError,
-        DeviceError,
-    ) as err:
-        raise SystemExit(f"error: {err}") from None
     return accuracy
 
 

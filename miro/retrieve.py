@@ -5,15 +5,16 @@
 import sys
 
 import hydra
-from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
-from miro.cli import quote_non_ascii
+from data_pipeline.manifest import DatasetNotFoundError
+from miro.cli import exit_on, quote_non_ascii
 from miro.devices import DeviceError
-from miro.dream.checkpoint import EncoderCheckpointError
-from miro.lit.data import DatasetNotFoundError
-from miro.retrieval import RetrievalError, build_index, query_sheet
+from miro.models.checkpoints import EncoderCheckpointError
+from miro.retrieval.build import build_index
+from miro.retrieval.errors import RetrievalError
+from miro.retrieval.retriever import query_sheet
 
 ACTIONS = ("index", "query")
 
@@ -39,10 +40,7 @@ def run(cfg: DictConfig) -> str:
             "give the encoder checkpoint: ckpt=PATH (train one with "
             "`python -m miro.train +experiment=instagram_text`)"
         )
-    try:
-        settings = instantiate(cfg.index)
-    except InstantiationException as err:  # a bad index.* value: IndexSettings says which
-        raise err.__cause__ if isinstance(err.__cause__, RetrievalError) else err from None
+    settings = instantiate(cfg.index)  # a bad index.* value: IndexSettings says which
     embedding = {
         "image_size": cfg.image_size,
         "batch_size": cfg.batch_size,
@@ -72,10 +70,8 @@ def run(cfg: DictConfig) -> str:
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="retrieve")
 def main(cfg: DictConfig) -> None:
-    try:
+    with exit_on(RetrievalError, EncoderCheckpointError, DatasetNotFoundError, DeviceError):
         print(run(cfg))
-    except (RetrievalError, EncoderCheckpointError, DatasetNotFoundError, DeviceError) as err:
-        raise SystemExit(f"error: {err}") from None
 
 
 if __name__ == "__main__":

@@ -3,7 +3,9 @@
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
+from miro.cli import exit_on
 from miro.devices import DeviceError
+from miro.models.checkpoints import CheckpointError
 from miro.style.errors import InputError, StylizeError
 from miro.style.export import export_stylizer
 from miro.style.run import stylize_path
@@ -45,10 +47,8 @@ def run(cfg: DictConfig) -> str:
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="stylize")
 def main(cfg: DictConfig) -> None:
-    try:
+    with exit_on(StylizeError, CheckpointError, DeviceError):
         print(run(cfg))
-    except (StylizeError, DeviceError) as err:
-        raise SystemExit(f"error: {err}") from None
 
 
 if __name__ == "__main__":

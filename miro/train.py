@@ -14,7 +14,8 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.utilities import rank_zero_only
 
-from miro.lit.data import DatasetNotFoundError
+from data_pipeline.manifest import DatasetNotFoundError
+from miro.cli import exit_on
 from miro.lit.loggers import finish_loggers
 
 log = logging.getLogger(__name__)
@@ -76,21 +77,10 @@ def report(cfg: DictConfig, metrics: dict[str, float]) -> None:
     print("\n".join(lines))
 
 
-def missing_dataset(err: BaseException | None) -> DatasetNotFoundError | None:
-    """The missing-dataset error behind ``err`` (instantiate wraps it), if that is the cause."""
-    while err is not None and not isinstance(err, DatasetNotFoundError):
-        err = err.__cause__
-    return err
-
-
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")
 def main(cfg: DictConfig) -> float | None:
-    try:
+    with exit_on(DatasetNotFoundError):
         metrics = train(cfg)
-    except Exception as err:
-        if cause := missing_dataset(err):
-            raise SystemExit(f"error: {cause}") from None
-        raise
     report(cfg, metrics)
     return metrics.get("val/map")
 

@@ -1,6 +1,7 @@
 """Shared fixtures: the real Hydra configs, composed as a user's command line would."""
 
 import functools
+import json
 import os
 import shutil
 import subprocess
@@ -227,3 +228,16 @@ def encoder_checkpoint(tmp_path_factory):
         trainer.fit(module, datamodule=posts)
     trainer.save_checkpoint(run / "checkpoints" / "last.ckpt")
     return run / "checkpoints" / "last.ckpt", module
+
+
+def wandb_run_records(run: Path) -> list[dict]:
+    """The records of a W&B run as W&B's own reader gives them (``wandb leet inspect --json``):
+    one dict a record, with ``type`` ``run``, ``config``, ``history``, ``summary``, ``exit``...
+
+    ``run`` is a ``.wandb`` file or a run dir such as ``<save_dir>/wandb/offline-run-*``; media
+    and tables a history record names lie under ``<run dir>/files/``."""
+    wandb_cli = [sys.executable, "-m", "wandb", "leet", "inspect", "--json", str(run)]
+    result = subprocess.run(wandb_cli, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise RuntimeError(f"wandb could not read {run}: {result.stderr.strip()}")
+    return [json.loads(line) for line in result.stdout.splitlines() if line.strip()]

@@ -8,9 +8,8 @@ import pytest
 import torch
 from PIL import Image
 
-from miro.dream import (
+from miro.deepdream import (
     DreamSettings,
-    EncoderCheckpointError,
     ProgressBar,
     channel,
     dream,
@@ -20,13 +19,13 @@ from miro.dream import (
     guide,
     guide_features,
     layer,
-    load_encoder,
     neuron,
     noise_image,
     objective_gradient,
     octave_sizes,
     parse_objective,
     text,
+    text_encoder,
     text_vector,
     tile_spans,
     vgg16,
@@ -34,6 +33,7 @@ from miro.dream import (
     zoom_frames,
     zoom_rotate,
 )
+from miro.models.checkpoints import EncoderCheckpointError, load_encoder
 
 QUICK = DreamSettings(octaves=2, steps=6)
 
@@ -245,11 +245,12 @@ def test_the_checkpoint_records_what_the_loader_needs(encoder_checkpoint):
     with torch.no_grad():
         expected = module.eval()(images)
         torch.testing.assert_close(loaded.to_text_space(loaded.encoder(images)), expected)
-        torch.testing.assert_close(loaded.dream_model()(images, ["output"])["output"], expected)
+        torch.testing.assert_close(text_encoder(path)(images, ["output"])["output"], expected)
     vector = text_vector(loaded.text_model, "red star")
     assert vector.shape == (4,) and torch.isclose(vector.sum(), torch.tensor(1.0))
     # Topics lie in [0, 1] already; gensim's inference starts at random, hence the tolerance.
-    torch.testing.assert_close(loaded.text_vector("red star"), vector, atol=1e-3, rtol=0)
+    again = text_vector(loaded.text_model, "red star", loaded.prepare_targets)
+    torch.testing.assert_close(again, vector, atol=1e-3, rtol=0)
     with pytest.raises(ValueError, match=r"does not know 'zebra', 'giraffe'"):
         text_vector(loaded.text_model, "zebra star giraffe")
 
@@ -263,7 +264,7 @@ def test_an_older_checkpoint_loads_by_inference(encoder_checkpoint, tmp_path):
     loaded = load_encoder(old)  # no text model beside it: still dreams on layers
     assert loaded.embed_dim == 4 and loaded.text_model is None
     with pytest.raises(ValueError, match=r"text model of .* was not found"):
-        parse_objective("text(star)", loaded.dream_model())
+        parse_objective("text(star)", text_encoder(old))
     assert load_encoder(old, text_model_dir=path.parents[1] / "text_model" / "model").text_model
     with pytest.raises(EncoderCheckpointError, match="does not exist"):
         load_encoder(tmp_path / "none.ckpt")
@@ -271,8 +272,8 @@ def test_an_older_checkpoint_loads_by_inference(encoder_checkpoint, tmp_path):
 
 def test_the_text_objective_raises_the_cosine_to_the_text_vector(encoder_checkpoint):
     loaded = load_encoder(encoder_checkpoint[0])
-    model = loaded.dream_model()
-    vector = loaded.text_vector("bird")
+    model = text_encoder(encoder_checkpoint[0])
+    vector = text_vector(loaded.text_model, "bird", loaded.prepare_targets)
     start = noise_image(64, 64, seed=10)
 
     def cosine(images: torch.Tensor) -> float:

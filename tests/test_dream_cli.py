@@ -11,10 +11,10 @@ import pytest
 import torch
 from PIL import Image
 
-from miro.dream import DreamSettings, googlenet, vgg16
-from miro.dream.run import DreamJob, Stylization, objective_spec, run_dream
+from miro.deepdream import DreamSettings, googlenet, vgg16
+from miro.deepdream.run import DreamJob, Stylization, objective_spec, run_dream
+from miro.images import load_image
 from miro.models.stylizer import Stylizer
-from miro.style.images import load_image
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["size=48", "settings.octaves=2", "settings.steps=2", "progress=false"]

@@ -9,8 +9,8 @@ from conftest import encoder_config, run_module
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from miro.queries import read_ground_truth
 from miro.retrieval.evaluation import evaluate_encoder
+from miro.retrieval.queries import read_ground_truth
 
 MOTIFS = ["star", "moon", "sun", "eye", "bird", "ladder", "spiral"]
 

@@ -9,7 +9,6 @@ import torch
 from conftest import compose_config
 from hydra.utils import instantiate
 
-from miro.index import cosine_ranking
 from miro.losses import (
     CosineRegression,
     InfoNCE,
@@ -17,6 +16,7 @@ from miro.losses import (
     SoftmaxCrossEntropy,
     TripletRanking,
 )
+from miro.retrieval.store import cosine_ranking
 from miro.train import train
 
 LOSSES = {

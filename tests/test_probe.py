@@ -12,7 +12,7 @@ from conftest import run_module
 from torchvision.models import GoogLeNet
 
 from data_pipeline.synthetic.labelled import write_labelled_folder
-from miro.dream.checkpoint import load_encoder
+from miro.models.checkpoints import load_encoder
 from miro.retrieval.labelled import ProbeError, probe_split
 from miro.retrieval.probe import ProbeSettings, baselines, probe_checkpoint
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from miro.losses import SigmoidCrossEntropy
-from miro.queries import (
+from miro.retrieval.queries import (
     QueryError,
     QueryWord,
     find_ground_truth,

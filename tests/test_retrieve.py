@@ -12,17 +12,11 @@ from conftest import compose_config, run_module
 from omegaconf import OmegaConf
 from PIL import Image
 
-from miro.retrieval import (
-    IndexMismatchError,
-    IndexMissingError,
-    IndexSettings,
-    Retriever,
-    UnknownWordsError,
-    build_index,
-    query_sheet,
-)
+from miro.retrieval.build import build_index
 from miro.retrieval.embed import embed_batch, load_query_image, resolve_image_size
-from miro.retrieval.store import StoredIndex, read_index
+from miro.retrieval.errors import IndexMismatchError, IndexMissingError, UnknownWordsError
+from miro.retrieval.retriever import Retriever, query_sheet
+from miro.retrieval.store import IndexSettings, StoredIndex, read_index
 from miro.retrieve import hydra_arguments, run
 from miro.train import train
 

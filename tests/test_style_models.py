@@ -12,13 +12,14 @@ from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 from PIL import Image
 
-from miro.imageio import find_images, read_image
+from miro.images import find_images, read_image
 from miro.lit.content_data import ContentImagesDataModule, ContentImagesNotFoundError
-from miro.lit.style_transfer import add_styles, stylizer_config
 from miro.losses import content_loss, gram_matrix, style_loss, total_variation
+from miro.models.checkpoints import stylizer_config
 from miro.models.stylizer import (
     ConditionalInstanceNorm2d,
     Stylizer,
+    add_styles,
     fast_inference,
     narrow_conv,
     upsample_conv,

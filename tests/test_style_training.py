@@ -20,14 +20,11 @@ from hydra.utils import instantiate
 from PIL import Image, ImageEnhance
 
 from miro.lit.content_data import ContentImagesDataModule, VariedRandomCrop
-from miro.lit.style_transfer import (
-    StyleImagesNotFoundError,
-    StyleTrainingDiverged,
-    StyleTransferModule,
-)
+from miro.lit.style_callbacks import StyleTrainingDiverged
+from miro.lit.style_transfer import StyleImagesNotFoundError, StyleTransferModule
 from miro.losses import style_loss
 from miro.models.stylizer import Stylizer
-from miro.train import missing_dataset, train
+from miro.train import train
 
 ROOT = Path(__file__).resolve().parents[1]
 CHECKPOINT_KEYS = {"num_styles", "width", "num_residual", "style_names"}
@@ -93,7 +90,10 @@ def trained(world, tmp_path_factory) -> tuple[Path, StyleTransferModule, Content
     trainer = instantiate(
         cfg.trainer,
         logger=[instantiate(cfg.logger.csv)],
-        callbacks=[instantiate(cfg.callbacks.model_checkpoint)],
+        callbacks=[
+            instantiate(cfg.callbacks[name])
+            for name in ("model_checkpoint", "style_samples", "divergence_watchdog")
+        ],
     )
     trainer.fit(module, datamodule=datamodule)
     return Path(cfg.paths.output_dir), module, datamodule
@@ -111,7 +111,7 @@ def load_stylizer(checkpoint: Path) -> tuple[Stylizer, dict]:
 
 
 def content_image(world: Path, size: int = 64) -> torch.Tensor:
-    from miro.imageio import load_image
+    from miro.images import load_image
 
     image = load_image(sorted((world / "content").glob("*.jpg"))[0], short_side=size)
     return image[:, :size, :size][None]
@@ -226,7 +226,12 @@ def test_outputs_collapsing_to_flat_images_stop_training(world, tmp_path):
     flat.mkdir()
     for i, colour in enumerate([(200, 30, 30), (30, 30, 200), (240, 220, 40), (20, 20, 20)] * 2):
         Image.new("RGB", (48, 48), colour).save(flat / f"{i}.png")
-    overrides = quick(world, f"data.image_dir={flat}", "module.collapse_patience=3", "logger=none")
+    overrides = quick(
+        world,
+        f"data.image_dir={flat}",
+        "callbacks.divergence_watchdog.collapse_patience=3",
+        "logger=none",
+    )
     cfg = compose_config("train", [*overrides, "trainer.max_steps=10"], tmp_path)
     with pytest.raises(StyleTrainingDiverged, match="collapsed to flat colour") as raised:
         train(cfg)
@@ -239,7 +244,9 @@ def test_missing_style_paintings_are_named_with_their_folder(world, tmp_path):
     cfg = compose_config("train", ["+experiment=miro_style", *overrides], tmp_path)
     with pytest.raises(Exception) as raised:
         train(cfg)
-    cause = missing_dataset(raised.value)  # what `python -m miro.train` prints, traceback-free
+    cause = raised.value  # instantiate wraps it; `python -m miro.train` prints the cause
+    while cause is not None and not isinstance(cause, StyleImagesNotFoundError):
+        cause = cause.__cause__
     assert isinstance(cause, StyleImagesNotFoundError)
     assert "the_harlequins_carnival.jpg" in str(cause) and "landscape_the_hare.jpg" in str(cause)
     assert str(tmp_path / "data" / "styles") in str(cause)

@@ -15,10 +15,10 @@ import torch.nn.functional as F
 from conftest import compose_config, run_module
 from PIL import Image
 
+from miro.models.checkpoints import CheckpointError, load_stylizer
 from miro.models.stylizer import Stylizer
 from miro.style.apply import RGB_TO_YCBCR, color_transform, stylize
-from miro.style.checkpoint import load_stylizer
-from miro.style.errors import CheckpointError, InputError, StyleChoiceError
+from miro.style.errors import InputError, StyleChoiceError
 from miro.style.export import export_stylizer
 from miro.style.run import stylize_path
 from miro.style.styles import choose_styles

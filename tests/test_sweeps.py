@@ -11,7 +11,7 @@ from pathlib import Path
 import optuna
 import pytest
 import yaml
-from conftest import CONF, compose_config, run_module
+from conftest import CONF, compose_config, run_module, wandb_run_records
 from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
@@ -19,7 +19,6 @@ from omegaconf import OmegaConf
 from submitit.slurm.slurm import SlurmExecutor, _make_sbatch_string
 from wandb.sdk.launch.sweeps.utils import create_sweep_command, create_sweep_command_args
 
-from miro.lit.loggers import wandb_run_records
 from miro.sweeps import JobResult, markdown
 
 ROOT = Path(__file__).resolve().parents[1]

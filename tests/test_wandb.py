@@ -7,12 +7,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import pytorch_lightning as pl
+from conftest import wandb_run_records
 from hydra.utils import instantiate
 from PIL import Image
 from pytorch_lightning.loggers import WandbLogger
 from pytorch_lightning.utilities.exceptions import MisconfigurationException
 
-from miro.lit.loggers import wandb_logger, wandb_run_records
+from miro.lit.loggers import wandb_logger
 from miro.lit.media import DashboardMedia, retrieval_sheets
 from miro.lit.text_supervised import RankedQueries
 from miro.train import train
@@ -114,6 +115,6 @@ def test_retrieval_sheet_shows_the_ranked_images_best_first(tmp_path):
     sheets = retrieval_sheets(retrieval, paths, queries=1, top_k=2, cell_size=32)
     assert [caption for caption, _ in sheets] == ["star: 1 of the top 2 relevant"]
     sheet = sheets[0][1]
-    pad, cell = 8, 32  # miro.sheets.labelled_grid's layout
+    pad, cell = 8, 32  # miro.report.sheets.labelled_grid's layout
     first, second = (sheet.getpixel((pad + i * (cell + pad) + cell // 2, pad + 16)) for i in (0, 1))
     assert (first, second) == (colours[2], colours[0])

@@ -19,8 +19,8 @@ from typing import Any
 import instaloader
 
 from data_pipeline.catalog import Catalog, CatalogPost
+from data_pipeline.raw import POST_IMAGE_SUFFIXES
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")  # what download_pic names by Content-Type
 MAX_CAROUSEL = 20  # Instagram allows 20 images in a post
 
 
@@ -99,7 +99,7 @@ def image_files(folder: Path, stem: str) -> list[Path]:
     return [
         folder / f"{name}{suffix}"
         for name in names
-        for suffix in IMAGE_SUFFIXES
+        for suffix in POST_IMAGE_SUFFIXES  # what download_pic names by Content-Type
         if (folder / f"{name}{suffix}").is_file()
     ]
 

@@ -6,7 +6,6 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-import pyarrow.parquet as pq
 import pytorch_lightning as pl
 import torch
 from torch import nn
@@ -14,8 +13,8 @@ from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as TF
 
-from miro.imageio import UnreadableImageError, find_images, is_readable, read_image
-from miro.lit.data import MANIFEST, DatasetNotFoundError
+from data_pipeline.manifest import MANIFEST_FILE, DatasetNotFoundError, read_manifest
+from miro.images import UnreadableImageError, find_images, is_readable, read_image
 
 log = logging.getLogger(__name__)
 
@@ -186,16 +185,16 @@ class ContentImagesDataModule(pl.LightningDataModule):
     @staticmethod
     def _dataset_images(dataset_dir: Path) -> tuple[list[Path], list[Path]]:
         """All manifest images, and those of the ``val`` split in manifest order."""
-        manifest = dataset_dir / MANIFEST
-        if not manifest.is_file():
+        try:
+            columns = read_manifest(dataset_dir, columns=("split", "image"))
+        except DatasetNotFoundError:
             raise ContentImagesNotFoundError(
-                f"no dataset at {dataset_dir} ({MANIFEST} is missing). Either point "
+                f"no dataset at {dataset_dir} ({MANIFEST_FILE} is missing). Either point "
                 "data.image_dir=FOLDER at any folder of photos, or build a dataset, offline:\n"
                 f"  python -m data_pipeline.synthetic out=RAW && "
                 f"python -m data_pipeline.build raw=RAW out={dataset_dir}\n"
                 "then pass data.dataset_dir=DIR"
-            )
-        columns = pq.read_table(manifest, columns=["split", "image"]).to_pydict()
+            ) from None
         paths = [dataset_dir / image for image in columns["image"]]
         val = [path for path, split in zip(paths, columns["split"], strict=True) if split == "val"]
         return paths, val

@@ -6,7 +6,6 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
-import pyarrow.parquet as pq
 import pytorch_lightning as pl
 import torch
 from torch import nn
@@ -14,8 +13,10 @@ from torch.utils.data import DataLoader, Dataset
 from torchvision.io import ImageReadMode, decode_image
 from torchvision.transforms import v2
 
+from data_pipeline.manifest import SPLITS, DatasetNotFoundError, read_manifest
+from miro.images import eval_transform
 from miro.lit.resume import ResumableDataLoader
-from miro.queries import (
+from miro.retrieval.queries import (
     QueryError,
     RetrievalQueries,
     find_ground_truth,
@@ -26,13 +27,6 @@ from miro.queries import (
 from miro.text.targets import TextEmbedder, TextTargets, fit_text_targets
 
 log = logging.getLogger(__name__)
-
-MANIFEST = "manifest.parquet"
-SPLITS = ("train", "val", "test")
-
-
-class DatasetNotFoundError(FileNotFoundError):
-    """``dataset_dir`` holds no dataset built by ``data_pipeline.build``."""
 
 
 class PostImages(Dataset):
@@ -49,23 +43,6 @@ class PostImages(Dataset):
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor, int]:
         image = decode_image(str(self.paths[index]), mode=ImageReadMode.RGB)
         return self.transform(image), self.targets[index], index
-
-
-def read_manifest(dataset_dir: Path) -> dict[str, list]:
-    """The manifest's columns, or a clear error saying how to make a dataset."""
-    path = dataset_dir / MANIFEST
-    if not path.is_file():
-        raise DatasetNotFoundError(
-            f"no dataset at {dataset_dir} ({MANIFEST} is missing). Make one with either\n"
-            f"  python -m data_pipeline.scrape out=RAW && "
-            f"python -m data_pipeline.build raw=RAW out={dataset_dir}\n"
-            f"or, offline:\n"
-            f"  python -m data_pipeline.synthetic out=RAW && "
-            f"python -m data_pipeline.build raw=RAW out={dataset_dir}\n"
-            "then pass data.dataset_dir=DIR"
-        )
-    columns = ["id", "split", "caption", "language", "image"]
-    return pq.read_table(path, columns=columns).to_pydict()
 
 
 def keep_languages(manifest: dict[str, list], languages: Sequence[str]) -> dict[str, list]:
@@ -97,7 +74,7 @@ class InstagramDataModule(pl.LightningDataModule):
         num_workers: data-loading processes.
         min_crop_scale: smallest area fraction of a random training crop.
         queries: the text-to-image retrieval queries evaluated on val and test, as
-            ``label → words`` or a list of words (``miro.queries``).
+            ``label → words`` or a list of words (``miro.retrieval.queries``).
         labels: what makes a post relevant to a query: ``auto`` (the synthetic set's ground
             truth when the dataset was built from one, else the caption), a ground-truth file,
             or None (the caption holds the query's words).
@@ -231,15 +208,3 @@ class InstagramDataModule(pl.LightningDataModule):
                 v2.ToDtype(torch.float32, scale=True),
             ]
         )
-
-
-def eval_transform(image_size: int) -> v2.Transform:
-    """How val/test images (and retrieval's) are seen: short side to ``image_size``, center
-    crop, uint8 → float in [0, 1]."""
-    return v2.Compose(
-        [
-            v2.Resize(image_size, antialias=True),
-            v2.CenterCrop(image_size),
-            v2.ToDtype(torch.float32, scale=True),
-        ]
-    )

@@ -1,12 +1,8 @@
 """Experiment loggers built from config."""
 
-import json
 import netrc
 import os
-import subprocess
-import sys
 from collections.abc import Sequence
-from pathlib import Path
 from urllib.parse import urlparse
 
 from pytorch_lightning.loggers import Logger, WandbLogger
@@ -42,16 +38,3 @@ def finish_loggers(loggers: Sequence[Logger]) -> None:
     for logger in loggers:
         if isinstance(logger, WandbLogger):
             logger.experiment.finish()
-
-
-def wandb_run_records(run: Path) -> list[dict]:
-    """The records of a W&B run as W&B's own reader gives them (``wandb leet inspect --json``):
-    one dict a record, with ``type`` ``run``, ``config``, ``history``, ``summary``, ``exit``...
-
-    ``run`` is a ``.wandb`` file or a run dir such as ``<save_dir>/wandb/offline-run-*``; media
-    and tables a history record names lie under ``<run dir>/files/``."""
-    wandb_cli = [sys.executable, "-m", "wandb", "leet", "inspect", "--json", str(run)]
-    result = subprocess.run(wandb_cli, capture_output=True, text=True, check=False)
-    if result.returncode != 0:
-        raise RuntimeError(f"wandb could not read {run}: {result.stderr.strip()}")
-    return [json.loads(line) for line in result.stdout.splitlines() if line.strip()]

@@ -16,8 +16,7 @@ import numpy as np
 import pytorch_lightning as pl
 from PIL import Image
 
-from miro.retrieval.sheet import thumbnail
-from miro.sheets import labelled_grid
+from miro.report.sheets import labelled_grid, thumbnail
 
 
 def retrieval_sheets(

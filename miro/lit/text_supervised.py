@@ -8,8 +8,8 @@ import pytorch_lightning as pl
 import torch
 from torch import nn
 
-from miro.eval import mean_overlap, score_retrieval
-from miro.index import cosine_ranking
+from miro.retrieval.metrics import mean_overlap, score_retrieval
+from miro.retrieval.store import cosine_ranking
 
 
 @dataclass
@@ -81,7 +81,7 @@ class TextSupervisedEncoder(pl.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         """Record what a loader needs beside the weights (read by
-        ``miro.dream.checkpoint.load_encoder``)::
+        ``miro.models.checkpoints.load_encoder``)::
 
             checkpoint["encoder"] = {"format": 1, "class": "miro.models.googlenet.GoogLeNetEncoder",
                 "embed_dim": int, "transform_input": bool, "to_text_space": "<class path>",

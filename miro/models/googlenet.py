@@ -14,10 +14,8 @@ import torch
 from torch import nn
 from torchvision.models import GoogLeNet
 
-from miro.models.weights import load_pretrained_state_dict
+from miro.models.weights import IMAGENET_MEAN, IMAGENET_STD, load_pretrained_state_dict
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 PRETRAINED_WEIGHTS = {"imagenet": "GoogLeNet_Weights.IMAGENET1K_V1"}
 
 

@@ -286,3 +286,13 @@ class Stylizer(nn.Module):
             if isinstance(m, ConditionalInstanceNorm2d)
             for p in (m.gamma, m.beta)
         ]
+
+
+def add_styles(state: dict[str, torch.Tensor], new_styles: int) -> dict[str, torch.Tensor]:
+    """A stylizer state dict with ``new_styles`` more rows in every γ/β table, each new row the
+    mean of the old ones (a new style starts from the average style)."""
+    grown = dict(state)
+    for key, table in state.items():
+        if key.endswith((".gamma", ".beta")):
+            grown[key] = torch.cat([table, table.mean(0, keepdim=True).expand(new_styles, -1)])
+    return grown

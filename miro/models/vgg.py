@@ -19,12 +19,15 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from miro.models.weights import WeightsNotFoundError, load_pretrained_state_dict
+from miro.models.weights import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    WeightsNotFoundError,
+    load_pretrained_state_dict,
+)
 
 log = logging.getLogger(__name__)
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 # torchvision's VGG-16 configuration "D": channels of each 3×3 conv, "M" a 2×2 max pool.
 CONFIG = (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M")
 

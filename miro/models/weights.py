@@ -8,26 +8,9 @@ from urllib.parse import urlparse
 import torch
 from torchvision.models import WeightsEnum, get_weight
 
-
-def read_checkpoint(
-    path: str | Path, what: str, train_command: str, error: type[Exception]
-) -> dict:
-    """A Lightning checkpoint read onto the CPU with ``weights_only=True``; raises ``error``
-    naming the file and how to make one (``train_command``) when it is missing or unreadable."""
-    path = Path(path)
-    if not path.is_file():
-        raise error(
-            f"{what} checkpoint {path} does not exist; train one with `{train_command}` "
-            "and pass its checkpoints/last.ckpt as ckpt=PATH"
-        )
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # pickle, zip and weights-only errors all mean: not ours
-        reason = str(err).strip().splitlines()[0] if str(err).strip() else ""
-        raise error(
-            f"could not read {path} as a PyTorch checkpoint ({type(err).__name__}: {reason})"
-        ) from err
-    return checkpoint if isinstance(checkpoint, dict) else {}
+# The input convention of torchvision's ImageNet weights: (x - mean) / std on [0, 1] RGB.
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 class WeightsNotFoundError(FileNotFoundError):

@@ -17,7 +17,8 @@ from pathlib import Path
 
 import jinja2
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".gif", ".webp"}
+# What every browser shows inline; miro.images.IMAGE_SUFFIXES is what miro can read.
+BROWSER_IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".gif", ".webp"}
 PARAMETER_FILES = ("dream.json", "stylize.json", "query.json")
 
 TEMPLATE = Path(__file__).with_name("gallery.html.j2")
@@ -36,7 +37,9 @@ class Section:
 
     def collect(self, root: Path) -> "Section":
         files = sorted({path for pattern in self.patterns for path in root.glob(pattern)})
-        self.images = [p.relative_to(root).as_posix() for p in files if p.suffix in IMAGE_SUFFIXES]
+        self.images = [
+            p.relative_to(root).as_posix() for p in files if p.suffix in BROWSER_IMAGE_SUFFIXES
+        ]
         folders = sorted({path.parent for path in files})
         self.parameters = [
             (str((folder / name).relative_to(root)), (folder / name).read_text())

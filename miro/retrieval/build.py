@@ -9,9 +9,9 @@ Example::
 from dataclasses import dataclass
 from pathlib import Path
 
+from data_pipeline.manifest import SPLITS, read_manifest
 from miro.devices import resolve_device
-from miro.dream.checkpoint import LoadedEncoder, load_encoder
-from miro.lit.data import SPLITS, read_manifest
+from miro.models.checkpoints import LoadedEncoder, load_encoder
 from miro.retrieval.embed import embed_images, resolve_image_size, weights_hash
 from miro.retrieval.errors import RetrievalError
 from miro.retrieval.store import IndexMeta, IndexSettings, write_index

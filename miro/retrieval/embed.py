@@ -1,6 +1,6 @@
 """Images → unit vectors in an encoder's text space, in batches: what a retrieval index holds.
 
-An image is read safely (``miro.imageio.read_image``: an unreadable file is skipped and counted,
+An image is read safely (``miro.images.read_image``: an unreadable file is skipped and counted,
 never the end of a run), resized and center-cropped as training evaluates images
 (``InstagramDataModule``'s eval transform), encoded, mapped into the text space by the training
 loss's ``to_text_space`` and L2-normalized, so an inner product of two vectors is their cosine.
@@ -27,8 +27,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
-from miro.imageio import UnreadableImageError, read_image
-from miro.lit.data import eval_transform
+from miro.images import UnreadableImageError, eval_transform, read_image
 from miro.retrieval.errors import RetrievalError
 
 log = logging.getLogger(__name__)

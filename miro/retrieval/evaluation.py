@@ -15,14 +15,19 @@ from pathlib import Path
 
 import numpy as np
 
+from data_pipeline.manifest import SPLITS, read_manifest
 from miro.devices import resolve_device
-from miro.dream.checkpoint import load_encoder
-from miro.eval import RetrievalScores, mean_overlap, score_retrieval, top_k_overlap
-from miro.index import cosine_ranking
-from miro.lit.data import SPLITS, read_manifest
-from miro.queries import RetrievalQueries, find_ground_truth, post_labels, retrieval_queries
+from miro.models.checkpoints import load_encoder
 from miro.retrieval.embed import embed_images, resolve_image_size
 from miro.retrieval.errors import RetrievalError
+from miro.retrieval.metrics import RetrievalScores, mean_overlap, score_retrieval, top_k_overlap
+from miro.retrieval.queries import (
+    RetrievalQueries,
+    find_ground_truth,
+    post_labels,
+    retrieval_queries,
+)
+from miro.retrieval.store import cosine_ranking
 
 
 @dataclass
@@ -159,7 +164,7 @@ def evaluate_encoder(
     progress: bool = True,
 ) -> Evaluation:
     """Embed the ``split`` posts of ``dataset_dir`` with the encoder of ``ckpt`` and score
-    ``queries`` (``label → words`` or a list, see ``miro.queries``) by P@``k`` and mAP.
+    ``queries`` (``label → words`` or a list, see ``miro.retrieval.queries``) by P@``k`` and mAP.
 
     ``labels``: ``auto`` judges relevance by the synthetic ground truth when the dataset was
     built from it, else by the captions; a path names the ground truth; None: captions.

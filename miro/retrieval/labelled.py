@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from miro.imageio import find_images
+from miro.images import find_images
 from miro.retrieval.errors import RetrievalError
 
 log = logging.getLogger(__name__)

@@ -33,7 +33,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from miro.devices import resolve_device
-from miro.dream.checkpoint import load_encoder
+from miro.models.checkpoints import load_encoder
 from miro.models.googlenet import GoogLeNetEncoder
 from miro.models.weights import WeightsNotFoundError
 from miro.retrieval.embed import readable_batches, resolve_image_size

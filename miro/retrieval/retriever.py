@@ -18,12 +18,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from miro.devices import resolve_device
-from miro.dream.checkpoint import LoadedEncoder, load_encoder
+from miro.models.checkpoints import LoadedEncoder, load_encoder
+from miro.report.sheets import contact_sheet, sheet_path
 from miro.retrieval.build import build_index, default_index_dir, index_command
 from miro.retrieval.embed import embed_batch, load_query_image, weights_hash
 from miro.retrieval.errors import IndexMissingError, RetrievalError
 from miro.retrieval.query import Hit, format_hits, search, text_query_vector
-from miro.retrieval.sheet import contact_sheet, sheet_path
 from miro.retrieval.store import IndexSettings, StoredIndex, check_model, index_exists, read_index
 
 log = logging.getLogger(__name__)

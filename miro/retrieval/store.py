@@ -1,4 +1,5 @@
-"""A faiss index of unit image vectors on disk, with the posts of its rows and who made it.
+"""faiss indexes of unit image vectors: searched in memory (``cosine_ranking``, as training
+validates) or kept on disk with the posts of their rows and who made them.
 
 An index folder holds three files::
 
@@ -133,6 +134,21 @@ def _ivf(settings: IndexSettings, vectors: np.ndarray) -> faiss.Index:
 
 
 BUILDERS = {"flat": _flat, "hnsw": _hnsw, "ivf": _ivf}
+
+
+def cosine_ranking(items: np.ndarray, queries: np.ndarray, k: int | None = None) -> np.ndarray:
+    """Indices ``(Q, k)`` int64 of the ``k`` items ``(N, D)`` most cosine-similar to each query
+    ``(Q, D)``, best first (all ``N`` by default): an exact search of a flat index."""
+    items, queries = unit_rows(items), unit_rows(queries)
+    _, indices = IndexSettings(type="flat").build(items).search(queries, k or len(items))
+    return indices
+
+
+def unit_rows(vectors: np.ndarray) -> np.ndarray:
+    """``vectors`` as a new float32 array whose rows have unit length (zero rows stay zero)."""
+    rows = np.array(vectors, dtype=np.float32, order="C")
+    faiss.normalize_L2(rows)
+    return rows
 
 
 @dataclass

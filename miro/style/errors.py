@@ -5,10 +5,6 @@ class StylizeError(Exception):
     """Base of every error whose message tells the user what to change."""
 
 
-class CheckpointError(StylizeError):
-    """The checkpoint is missing, unreadable, or not a stylizer checkpoint."""
-
-
 class StyleChoiceError(StylizeError):
     """``style=`` or ``mix=`` names no style of the checkpoint."""
 

@@ -31,9 +31,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from miro.models.checkpoints import load_stylizer
 from miro.models.stylizer import Stylizer
 from miro.style.apply import check_strength, stylize
-from miro.style.checkpoint import load_stylizer
 from miro.style.errors import SettingsError, StyleChoiceError, StylizeError
 from miro.style.styles import StyleKey, choose_styles
 

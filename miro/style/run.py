@@ -23,10 +23,10 @@ import torch
 from tqdm.auto import tqdm
 
 from miro.devices import resolve_device
+from miro.images import IMAGE_SUFFIXES, UnreadableImageError, find_images, load_image, save_image
+from miro.models.checkpoints import load_stylizer
 from miro.style.apply import check_strength, stylize
-from miro.style.checkpoint import load_stylizer
 from miro.style.errors import InputError, SettingsError, StyleChoiceError
-from miro.style.images import UnreadableImageError, find_inputs, load_image, save_image
 from miro.style.styles import StyleKey, choose_styles, describe_styles
 from miro.style.tiling import Tiling
 
@@ -53,6 +53,25 @@ class StylizeReport:
         return "\n".join(lines)
 
 
+def find_inputs(path: Path, exclude: Path | None = None) -> list[Path]:
+    """``[path]`` for a file (whatever its suffix; a non-image is reported as unreadable);
+    for a folder, its images by suffix, recursively, sorted, leaving out anything under
+    ``exclude`` (earlier outputs written inside the input folder)."""
+    if path.is_file():
+        return [path]
+    if not path.is_dir():
+        raise InputError(
+            f"input {path} does not exist; give an image file or a folder of images as input=PATH"
+        )
+    files = find_images(path)
+    if exclude is not None:
+        exclude = exclude.resolve()
+        files = [file for file in files if not file.resolve().is_relative_to(exclude)]
+    if not files:
+        raise InputError(f"no image files ({', '.join(sorted(IMAGE_SUFFIXES))}) under {path}")
+    return files
+
+
 def output_names(files: list[Path], root: Path) -> dict[Path, Path]:
     """Each input's output path stem, relative to the output folder; the suffix joins the stem
     only where two inputs in one folder share a stem (``a.jpg``, ``a.png``)."""
@@ -70,7 +89,7 @@ def readable_images(
     """``(file, image)`` for the files that decode; the others go into ``skipped``."""
     for file in files:
         try:
-            yield file, load_image(file, max_size)
+            yield file, load_image(file, max_size=max_size)
         except UnreadableImageError as err:
             skipped[str(file.relative_to(root))] = str(err)
             progress.update(1)

@@ -11,19 +11,15 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
+
+from miro.images import to_pil, to_uint8
 
 SUFFIXES = (".mp4", ".gif")
 
 
-def to_uint8(image: torch.Tensor) -> np.ndarray:
-    """One image ``(3, H, W)`` or ``(1, 3, H, W)`` in [0, 1] → an ``(H, W, 3)`` uint8 array."""
-    if image.dim() == 4:
-        if len(image) != 1:
-            raise ValueError(f"a frame is one image; got a batch of {len(image)}")
-        image = image[0]
-    array = image.detach().clamp(0, 1).mul(255).round().to(torch.uint8).permute(1, 2, 0)
-    return array.cpu().numpy()
+def frame_array(frame: torch.Tensor) -> np.ndarray:
+    """One frame ``(3, H, W)`` or ``(1, 3, H, W)`` in [0, 1] → ``(H, W, 3)`` uint8."""
+    return to_uint8(frame).permute(1, 2, 0).numpy()
 
 
 def write_video(frames: Iterable[torch.Tensor], path: str | Path, fps: float = 12) -> int:
@@ -36,7 +32,7 @@ def write_video(frames: Iterable[torch.Tensor], path: str | Path, fps: float = 1
         raise ValueError(f"cannot write {path}: the suffix must be one of {SUFFIXES}")
     path.parent.mkdir(parents=True, exist_ok=True)
     if suffix == ".gif":
-        images = [Image.fromarray(to_uint8(frame)) for frame in frames]
+        images = [to_pil(frame) for frame in frames]
         if not images:
             raise ValueError(f"no frames to write to {path}")
         duration = round(1000 / fps)
@@ -47,7 +43,7 @@ def write_video(frames: Iterable[torch.Tensor], path: str | Path, fps: float = 1
     count = 0
     with imageio.get_writer(path, fps=fps, codec="libx264", macro_block_size=1) as writer:
         for frame in frames:
-            array = to_uint8(frame)
+            array = frame_array(frame)
             height, width = array.shape[:2]
             writer.append_data(np.ascontiguousarray(array[: height // 2 * 2, : width // 2 * 2]))
             count += 1

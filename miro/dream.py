@@ -6,10 +6,10 @@ import hydra
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from miro.cli import quote_non_ascii
+from miro.cli import exit_on, quote_non_ascii
+from miro.deepdream.run import DreamJob, Stylization, run_dream
 from miro.devices import resolve_device
-from miro.dream.run import DreamJob, Stylization, run_dream
-from miro.imageio import UnreadableImageError
+from miro.images import UnreadableImageError
 from miro.models.weights import WeightsNotFoundError
 from miro.style.errors import StylizeError
 
@@ -60,24 +60,10 @@ def run(cfg: DictConfig) -> str:
     return f"outputs: {cfg.output}\n" + "\n".join(f"  {path.name}" for path in written)
 
 
-USER_ERRORS = (ValueError, WeightsNotFoundError, UnreadableImageError, StylizeError)
-
-
-def user_error(err: BaseException | None) -> BaseException | None:
-    """The error behind ``err`` that a user can fix (``instantiate`` wraps them), if any."""
-    while err is not None and not isinstance(err, USER_ERRORS):
-        err = err.__cause__
-    return err
-
-
-@hydra.main(version_base="1.3", config_path="../../conf", config_name="dream")
+@hydra.main(version_base="1.3", config_path="../conf", config_name="dream")
 def main(cfg: DictConfig) -> None:
-    try:
+    with exit_on(ValueError, WeightsNotFoundError, UnreadableImageError, StylizeError):
         print(run(cfg))
-    except Exception as err:
-        if cause := user_error(err):
-            raise SystemExit(f"error: {cause}") from None
-        raise
 
 
 if __name__ == "__main__":

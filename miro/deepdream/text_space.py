@@ -17,7 +17,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from miro.dream.models import DreamModel
+from miro.deepdream.models import DreamModel
 
 
 def text_vector(text_model, phrase: str, prepare_targets: Callable | None = None) -> torch.Tensor:
@@ -52,7 +52,7 @@ def model_text_vector(model: DreamModel, phrase: str) -> torch.Tensor:
     if model.text_model is None:
         reason = model.text_model_error or (
             f"{type(model).__name__} has no text space; load a text-supervised encoder with "
-            "miro.dream.text_encoder(ckpt_path)"
+            "miro.deepdream.text_encoder(ckpt_path)"
         )
         raise ValueError(f"cannot make a text objective: {reason}")
     return text_vector(model.text_model, phrase, model.prepare_text)

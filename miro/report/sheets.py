@@ -1,10 +1,13 @@
-"""A contact sheet of a query's results: the query on the left (its words or its image), then
-the ranked images in a grid, each with its rank, score, id and the start of its caption.
+"""Contact sheets, the pictures miro draws of what it found: a grid of labelled images
+(``labelled_grid``: dreams layer by layer, training's sample retrievals) and a query's ranked
+results (``contact_sheet``: the query on the left, then each image with its rank, score, id
+and the start of its caption). One look: white ground, grey cells, DejaVu Sans (accented
+captions: Miró, estrella, étoile).
 
 Example::
 
-    sheet = contact_sheet(hits, query_text="red star")
-    sheet.save("red_star.png")
+    labelled_grid([("inception3a", dream_3a), ("inception4c", dream_4c)], columns=3).save("a.png")
+    contact_sheet(hits, query_text="red star").save("red_star.png")
 """
 
 from collections.abc import Sequence
@@ -12,9 +15,10 @@ from functools import cache
 from pathlib import Path
 
 import emoji
+import torch
 from PIL import Image, ImageDraw, ImageFont, ImageOps
 
-from miro.imageio import UnreadableImageError, read_image
+from miro.images import UnreadableImageError, read_image, to_pil
 from miro.retrieval.query import Hit, shorten
 
 BACKGROUND = (255, 255, 255)
@@ -24,8 +28,31 @@ MUTED = (110, 110, 110)
 PAD = 8
 LINE = 15  # pixels a text line takes at FONT_SIZE
 FONT_SIZE = 12
+CAPTION_HEIGHT = LINE + 3
 # Pillow's built-in font has no accented letters (Miró, estrella, étoile); DejaVu Sans does.
 FONTS = ("DejaVuSans.ttf", "Arial.ttf")
+
+
+def labelled_grid(
+    cells: Sequence[tuple[str, torch.Tensor | Image.Image]], columns: int = 4, cell_size: int = 256
+) -> Image.Image:
+    """A white sheet of ``cells`` (caption, image: ``(3, H, W)`` in [0, 1] or PIL), ``columns``
+    wide; each image is fitted whole into a ``cell_size`` square with its caption below."""
+    if not cells:
+        raise ValueError("a contact sheet needs at least one image")
+    columns = max(1, min(columns, len(cells)))
+    rows = -(-len(cells) // columns)
+    step_x, step_y = cell_size + PAD, cell_size + CAPTION_HEIGHT + PAD
+    sheet = Image.new("RGB", (PAD + columns * step_x, PAD + rows * step_y), BACKGROUND)
+    draw = ImageDraw.Draw(sheet)
+    font = _font()
+    for index, (caption, image) in enumerate(cells):
+        picture = to_pil(image) if isinstance(image, torch.Tensor) else image.convert("RGB")
+        picture = ImageOps.contain(picture, (cell_size, cell_size), Image.Resampling.LANCZOS)
+        x, y = PAD + (index % columns) * step_x, PAD + (index // columns) * step_y
+        sheet.paste(picture, (x + (cell_size - picture.width) // 2, y))
+        draw.text((x, y + cell_size + 3), _fit(draw, caption, cell_size, font), fill=INK, font=font)
+    return sheet
 
 
 def thumbnail(path: Path, size: int) -> Image.Image:

@@ -1,5 +1,6 @@
-"""Retrieval metrics: average precision and precision at k of rankings, each beside its
-expected value under a random ranking."""
+"""Retrieval metrics: average precision and precision at k of rankings (torchmetrics'), each
+beside its expected value under a random ranking (ours: no library has it), per query language,
+and how far queries in different languages agree."""
 
 import itertools
 import math
@@ -7,13 +8,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-
-
-def average_precision(ranked_relevance: np.ndarray) -> float:
-    """AP of one ranking; ``ranked_relevance`` is a bool array in rank order, with ≥ 1 True."""
-    hits = np.cumsum(ranked_relevance)
-    ranks = np.arange(1, len(ranked_relevance) + 1)
-    return float(np.sum(hits[ranked_relevance] / ranks[ranked_relevance]) / hits[-1])
+import torch
+from torchmetrics.functional.retrieval import retrieval_average_precision, retrieval_precision
 
 
 def chance_average_precision(num_relevant: int, num_items: int) -> float:
@@ -115,19 +111,13 @@ def score_retrieval(rankings: np.ndarray, relevance: np.ndarray, k: int = 5) -> 
     num_queries, num_items = relevance.shape
     scores = np.full((4, num_queries), np.nan)
     num_relevant = relevance.sum(axis=1)
+    rank_scores = torch.arange(num_items, 0, -1, dtype=torch.float32)  # best first, no ties
     for q in np.flatnonzero(num_relevant):
-        ranked = relevance[q, rankings[q]]
+        ranked = torch.from_numpy(relevance[q, rankings[q]])
         scores[:, q] = (
-            average_precision(ranked),
+            retrieval_average_precision(rank_scores, ranked),
             chance_average_precision(int(num_relevant[q]), num_items),
-            ranked[:k].mean(),
+            retrieval_precision(rank_scores, ranked, top_k=k),
             num_relevant[q] / num_items,
         )
     return RetrievalScores(k, num_relevant, *scores)
-
-
-def mean_average_precision(rankings: np.ndarray, relevance: np.ndarray) -> tuple[float, float]:
-    """mAP of full rankings and the mAP a random ranking would get, over queries with a hit
-    (both NaN when no query has one)."""
-    means = score_retrieval(rankings, relevance).means()
-    return means["map"], means["map_chance"]

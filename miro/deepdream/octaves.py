@@ -24,10 +24,10 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from miro.dream.models import DreamModel
-from miro.dream.objectives import Objective, layer
-from miro.dream.progress import DreamProgress, ProgressBar
-from miro.dream.tiling import needs_tiles, objective_gradient
+from miro.deepdream.models import DreamModel
+from miro.deepdream.objectives import Objective, layer
+from miro.deepdream.progress import DreamProgress, ProgressBar
+from miro.deepdream.tiling import needs_tiles, objective_gradient
 
 log = logging.getLogger(__name__)
 

@@ -17,10 +17,10 @@ from collections.abc import Callable, Iterator
 import torch
 import torch.nn.functional as F
 
-from miro.dream.models import DreamModel
-from miro.dream.objectives import Objective
-from miro.dream.octaves import DreamSettings, as_generator, dream
-from miro.dream.progress import DreamProgress
+from miro.deepdream.models import DreamModel
+from miro.deepdream.objectives import Objective
+from miro.deepdream.octaves import DreamSettings, as_generator, dream
+from miro.deepdream.progress import DreamProgress
 
 
 def zoom_rotate(images: torch.Tensor, zoom: float = 1.05, degrees: float = 0.0) -> torch.Tensor:

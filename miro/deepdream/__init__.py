@@ -6,16 +6,15 @@ the octave loop with jitter and tiled gradients, zoom frames and a video writer.
 
 Example::
 
-    from miro.dream import DreamSettings, dream, googlenet, parse_objective
+    from miro.deepdream import DreamSettings, dream, googlenet, parse_objective
 
     model = googlenet(weights="IMAGENET1K_V1")
     objective = parse_objective("layer(inception4c)", model)
     image = dream(model, photo, objective, DreamSettings(octaves=4), seed=0, progress=True)
 """
 
-from miro.dream.checkpoint import EncoderCheckpointError, LoadedEncoder, load_encoder, text_encoder
-from miro.dream.models import DreamModel, from_encoder, googlenet, vgg16
-from miro.dream.objectives import (
+from miro.deepdream.models import DreamModel, from_encoder, googlenet, text_encoder, vgg16
+from miro.deepdream.objectives import (
     Objective,
     channel,
     guide,
@@ -24,7 +23,7 @@ from miro.dream.objectives import (
     neuron,
     text,
 )
-from miro.dream.octaves import (
+from miro.deepdream.octaves import (
     DreamSettings,
     dream,
     dream_layers,
@@ -33,19 +32,17 @@ from miro.dream.octaves import (
     noise_image,
     octave_sizes,
 )
-from miro.dream.parse import parse_objective
-from miro.dream.progress import DreamProgress, ProgressBar
-from miro.dream.text_space import model_text_vector, text_vector
-from miro.dream.tiling import objective_gradient, tile_spans
-from miro.dream.video import to_uint8, write_video
-from miro.dream.zoom import zoom_frames, zoom_rotate
+from miro.deepdream.parse import parse_objective
+from miro.deepdream.progress import DreamProgress, ProgressBar
+from miro.deepdream.text_space import model_text_vector, text_vector
+from miro.deepdream.tiling import objective_gradient, tile_spans
+from miro.deepdream.video import write_video
+from miro.deepdream.zoom import zoom_frames, zoom_rotate
 
 __all__ = [
     "DreamModel",
     "DreamProgress",
     "DreamSettings",
-    "EncoderCheckpointError",
-    "LoadedEncoder",
     "Objective",
     "ProgressBar",
     "channel",
@@ -58,7 +55,6 @@ __all__ = [
     "guide",
     "guide_features",
     "layer",
-    "load_encoder",
     "model_text_vector",
     "neuron",
     "noise_image",
@@ -69,7 +65,6 @@ __all__ = [
     "text_encoder",
     "text_vector",
     "tile_spans",
-    "to_uint8",
     "vgg16",
     "write_video",
     "zoom_frames",

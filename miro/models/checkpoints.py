@@ -1,5 +1,7 @@
-"""Read a text-supervised encoder, and its text model, out of a Lightning checkpoint of
-``python -m miro.train +experiment=instagram_text``.
+"""Read what training wrote: a text-supervised encoder (with its text model) or an N-style
+stylizer, out of the Lightning checkpoints of ``python -m miro.train``. Every consumer (dreaming,
+retrieval, evaluation, stylizing, fine-tuning) loads through here, onto the CPU, with
+``weights_only=True``.
 
 The contract with the training side (``TextSupervisedEncoder.on_save_checkpoint``)::
 
@@ -16,31 +18,37 @@ from ``encoder.net.fc.weight``, the text space is the sigmoid of ``SigmoidCrossE
 only loss then) and the text model a ``TopicEmbedder``. The run dir is the parent of the
 checkpoint's ``checkpoints/`` folder.
 
+And with ``StyleTransferModule.on_save_checkpoint``::
+
+    checkpoint["stylizer"] = {"num_styles": int, "width": int, "num_residual": int,
+                              "style_names": [str, ...]}
+    checkpoint["state_dict"]["stylizer.<parameter>"] = tensor
+
 Example::
 
     loaded = load_encoder("outputs/instagram_text/.../checkpoints/last.ckpt")
-    model = loaded.dream_model()                       # layers inception3a … output
-    objective = text(loaded.text_vector("star moon"))
+    loaded.to_text_space(loaded.encoder(images))      # (B, D) in the text space
+    load_stylizer("outputs/miro_style/.../checkpoints/last.ckpt").stylizer(images, styles)
 """
 
 import importlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from miro.dream.models import GoogLeNetDream, from_encoder
-from miro.dream.text_space import text_vector
 from miro.models.googlenet import GoogLeNetEncoder
-from miro.models.weights import read_checkpoint
+from miro.models.stylizer import ResidualBlock, Stylizer
 
 log = logging.getLogger(__name__)
 
 TRAIN_COMMAND = "python -m miro.train +experiment=instagram_text"
+STYLE_TRAIN_COMMAND = "python -m miro.train +experiment=miro_style"
 PREFIX = "encoder."
+STYLIZER_PREFIX = "stylizer."
 LEGACY = {
     "class": "miro.models.googlenet.GoogLeNetEncoder",
     "to_text_space": "miro.losses.SigmoidCrossEntropy",
@@ -48,8 +56,46 @@ LEGACY = {
 }
 
 
-class EncoderCheckpointError(ValueError):
+class CheckpointError(ValueError):
+    """A checkpoint that is missing, unreadable, or not of the model asked for."""
+
+
+class EncoderCheckpointError(CheckpointError):
     """A file that is not a readable text-supervised encoder checkpoint."""
+
+
+class StylizerCheckpointError(CheckpointError):
+    """A file that is not a readable stylizer checkpoint."""
+
+
+def read_checkpoint(
+    path: str | Path, what: str, train_command: str, error: type[CheckpointError]
+) -> dict:
+    """A Lightning checkpoint read onto the CPU with ``weights_only=True``; raises ``error``
+    naming the file and how to make one (``train_command``) when it is missing or unreadable."""
+    path = Path(path)
+    if not path.is_file():
+        raise error(
+            f"{what} checkpoint {path} does not exist; train one with `{train_command}` "
+            "and pass its checkpoints/last.ckpt as ckpt=PATH"
+        )
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # pickle, zip and weights-only errors all mean: not ours
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else ""
+        raise error(
+            f"could not read {path} as a PyTorch checkpoint ({type(err).__name__}: {reason})"
+        ) from err
+    return checkpoint if isinstance(checkpoint, dict) else {}
+
+
+def model_state(checkpoint: dict, prefix: str) -> dict[str, torch.Tensor]:
+    """The weights of the submodule saved under ``prefix`` (``"encoder."``), unprefixed."""
+    return {
+        key.removeprefix(prefix): value
+        for key, value in (checkpoint.get("state_dict") or {}).items()
+        if key.startswith(prefix)
+    }
 
 
 @dataclass
@@ -77,20 +123,6 @@ class LoadedEncoder:
     def embed_dim(self) -> int:
         return self.encoder.net.fc.out_features
 
-    def dream_model(self) -> GoogLeNetDream:
-        """The encoder to dream with (see ``miro.dream.models.from_encoder``)."""
-        model = from_encoder(
-            self.encoder, self.to_text_space, self.text_model, self.prepare_targets
-        )
-        model.text_model_error = self.text_model_error
-        return model
-
-    def text_vector(self, phrase: str) -> torch.Tensor:
-        """``phrase`` → its vector ``(D,)`` in the text space (see ``text_vector``)."""
-        if self.text_model is None:
-            raise ValueError(f"cannot make a text vector: {self.text_model_error}")
-        return text_vector(self.text_model, phrase, self.prepare_targets)
-
 
 def load_encoder(path: str | Path, text_model_dir: str | Path | None = None) -> LoadedEncoder:
     """Load the encoder of checkpoint ``path`` (``weights_only=True``, onto the CPU).
@@ -104,11 +136,7 @@ def load_encoder(path: str | Path, text_model_dir: str | Path | None = None) -> 
     """
     path = Path(path)
     checkpoint = read_checkpoint(path, "encoder", TRAIN_COMMAND, EncoderCheckpointError)
-    state = {
-        key.removeprefix(PREFIX): value
-        for key, value in (checkpoint.get("state_dict") or {}).items()
-        if key.startswith(PREFIX)
-    }
+    state = model_state(checkpoint, PREFIX)
     if "net.fc.weight" not in state:
         raise EncoderCheckpointError(
             f"{path} is not a text-supervised encoder checkpoint: it has no "
@@ -124,7 +152,7 @@ def load_encoder(path: str | Path, text_model_dir: str | Path | None = None) -> 
         meta = {**LEGACY, "embed_dim": state["net.fc.weight"].shape[0], "transform_input": False}
     if meta.get("class") != LEGACY["class"]:
         raise EncoderCheckpointError(
-            f"{path} holds a {meta.get('class')}; dreaming reads {LEGACY['class']} encoders"
+            f"{path} holds a {meta.get('class')}; miro reads {LEGACY['class']} encoders"
         )
     encoder = GoogLeNetEncoder(int(meta["embed_dim"]))
     encoder.net.transform_input = bool(meta.get("transform_input", False))
@@ -141,12 +169,6 @@ def load_encoder(path: str | Path, text_model_dir: str | Path | None = None) -> 
     return LoadedEncoder(encoder.eval(), loss.to_text_space, text_model, path, error, prepare)
 
 
-def text_encoder(ckpt_path: str | Path, text_model_dir: str | Path | None = None) -> GoogLeNetDream:
-    """The dream model of an encoder checkpoint (``load_encoder(...).dream_model()``): a
-    ``_target_`` for configs, beside ``miro.dream.models.googlenet`` and ``vgg16``."""
-    return load_encoder(ckpt_path, text_model_dir).dream_model()
-
-
 def _training_loss(checkpoint: dict, class_path: str, path: Path) -> nn.Module:
     """The training loss (for its ``to_text_space``), with its weights if it has any."""
     try:
@@ -155,12 +177,9 @@ def _training_loss(checkpoint: dict, class_path: str, path: Path) -> nn.Module:
         raise EncoderCheckpointError(
             f"{path}: cannot rebuild its loss {class_path} without arguments ({err})"
         ) from err
-    state = {
-        key.removeprefix("loss."): value
-        for key, value in checkpoint["state_dict"].items()
-        if key.startswith("loss.")
-    }
-    loss.load_state_dict(state, strict=False)  # e.g. a learned temperature; none for most
+    loss.load_state_dict(
+        model_state(checkpoint, "loss."), strict=False
+    )  # e.g. a learned temperature; none for most
     return loss.eval()
 
 
@@ -195,3 +214,66 @@ def _load_text_model(
         f"the text model of {path} was not found (looked in {looked}); pass its folder "
         "(the run's text_model/model) as text_model_dir"
     )
+
+
+def stylizer_config(stylizer: Stylizer, style_names: Sequence[str]) -> dict:
+    """What rebuilds ``stylizer``: the ``checkpoint["stylizer"]`` contract, plain types only."""
+    return {
+        "num_styles": int(stylizer.num_styles),
+        "width": int(stylizer.blocks[0].conv.out_channels),
+        "num_residual": sum(isinstance(block, ResidualBlock) for block in stylizer.blocks),
+        "style_names": [str(name) for name in style_names],
+    }
+
+
+@dataclass
+class LoadedStylizer:
+    """A stylizer in eval mode on the CPU, with its style names and where it came from."""
+
+    stylizer: Stylizer
+    style_names: list[str]
+    path: Path
+    width: int
+    num_residual: int
+
+    @property
+    def num_styles(self) -> int:
+        return self.stylizer.num_styles
+
+
+def load_stylizer(path: str | Path) -> LoadedStylizer:
+    """Load the stylizer of checkpoint ``path`` (``weights_only=True``, onto the CPU).
+
+    Raises ``StylizerCheckpointError`` naming the file and the fix when it is missing,
+    unreadable, not a stylizer checkpoint, or its weights do not fit its recorded architecture.
+    """
+    path = Path(path)
+    checkpoint = read_checkpoint(path, "stylizer", STYLE_TRAIN_COMMAND, StylizerCheckpointError)
+    meta = checkpoint.get("stylizer")
+    if not isinstance(meta, dict) or "num_styles" not in meta:
+        raise StylizerCheckpointError(
+            f"{path} is not a stylizer checkpoint: it has no 'stylizer' entry with num_styles. "
+            f"Stylizer checkpoints are written by `{STYLE_TRAIN_COMMAND}`"
+        )
+    num_styles = int(meta["num_styles"])
+    width, num_residual = int(meta.get("width", 32)), int(meta.get("num_residual", 5))
+    names = [str(name) for name in meta.get("style_names") or range(num_styles)]
+    if len(names) != num_styles:
+        raise StylizerCheckpointError(
+            f"{path} lists {len(names)} style_names for num_styles={num_styles}; "
+            "the checkpoint is inconsistent, re-save it from training"
+        )
+    state = model_state(checkpoint, STYLIZER_PREFIX)
+    if not state:
+        raise StylizerCheckpointError(
+            f"{path} has a 'stylizer' entry but no '{STYLIZER_PREFIX}*' weights"
+        )
+    stylizer = Stylizer(num_styles, width=width, num_residual=num_residual)
+    try:
+        stylizer.load_state_dict(state)
+    except RuntimeError as err:
+        raise StylizerCheckpointError(
+            f"the weights in {path} do not fit num_styles={num_styles}, width={width}, "
+            f"num_residual={num_residual}: {err}"
+        ) from err
+    return LoadedStylizer(stylizer.eval(), names, path, width, num_residual)

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from miro.dream.models import TEXT_LAYER, DreamModel
+from miro.deepdream.models import TEXT_LAYER, DreamModel
 
 Activations = Mapping[str, torch.Tensor]
 

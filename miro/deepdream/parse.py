@@ -1,6 +1,6 @@
 """Objectives written as a line of text, for command lines and configs.
 
-The grammar is a Python expression of the objectives in ``miro.dream.objectives``, with
+The grammar is a Python expression of the objectives in ``miro.deepdream.objectives``, with
 numbers, ``+``, ``-``, ``*`` and ``/``; layer names need no quotes (``inception4c.branch2``
 reads as one name), phrases with spaces do::
 
@@ -21,10 +21,10 @@ import ast
 
 import torch
 
-from miro.dream import objectives
-from miro.dream.models import DreamModel
-from miro.dream.objectives import Objective
-from miro.dream.text_space import model_text_vector
+from miro.deepdream import objectives
+from miro.deepdream.models import DreamModel
+from miro.deepdream.objectives import Objective
+from miro.deepdream.text_space import model_text_vector
 
 FUNCTIONS = ("layer", "channel", "neuron", "guide", "text")
 

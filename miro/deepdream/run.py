@@ -15,15 +15,15 @@ from pathlib import Path
 
 import torch
 
-from miro.dream.models import DreamModel
-from miro.dream.octaves import DreamSettings, dream_layers, dream_octaves, noise_image
-from miro.dream.parse import parse_objective
-from miro.dream.video import write_video
-from miro.dream.zoom import zoom_frames
-from miro.sheets import labelled_grid
+from miro.deepdream.models import DreamModel
+from miro.deepdream.octaves import DreamSettings, dream_layers, dream_octaves, noise_image
+from miro.deepdream.parse import parse_objective
+from miro.deepdream.video import write_video
+from miro.deepdream.zoom import zoom_frames
+from miro.images import load_image, save_image
+from miro.models.checkpoints import load_stylizer
+from miro.report.sheets import labelled_grid
 from miro.style.apply import stylize
-from miro.style.checkpoint import load_stylizer
-from miro.style.images import load_image, save_image
 from miro.style.styles import StyleChoice, choose_styles
 
 log = logging.getLogger(__name__)
@@ -63,7 +63,7 @@ def start_image(
     path = Path(path)
     if not path.is_file():
         raise DreamInputError(f"input image {path} does not exist; give input=FILE or input=null")
-    return path.stem, load_image(path, max_size)[None]
+    return path.stem, load_image(path, max_size=max_size)[None]
 
 
 @dataclass

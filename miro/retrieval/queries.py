@@ -25,8 +25,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from data_pipeline.manifest import REPORT_FILE
+
 GROUND_TRUTH = "ground_truth.jsonl"  # written by `python -m data_pipeline.synthetic`
-BUILD_REPORT = "report.json"  # written by `python -m data_pipeline.build`; names the raw dir
 
 
 class QueryError(ValueError):
@@ -114,7 +115,7 @@ def find_ground_truth(dataset_dir: str | Path, labels: str | Path | None = "auto
                 "`python -m data_pipeline.synthetic`, or labels=auto / labels=null"
             )
         return path
-    report = Path(dataset_dir) / BUILD_REPORT
+    report = Path(dataset_dir) / REPORT_FILE
     try:
         raw_dir = Path(json.loads(report.read_text(encoding="utf-8"))["raw_dir"])
     except (OSError, ValueError, KeyError):

@@ -18,8 +18,8 @@ import math
 
 import torch
 
-from miro.dream.models import DreamModel
-from miro.dream.objectives import Objective
+from miro.deepdream.models import DreamModel
+from miro.deepdream.objectives import Objective
 
 
 def tile_spans(length: int, tile_size: int | None) -> list[tuple[int, int]]:

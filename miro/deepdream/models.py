@@ -7,7 +7,7 @@ deepest of them (DeepDream's ``end=`` layer in Google's notebook). Three kinds:
 - ``googlenet()``: torchvision's ImageNet GoogLeNet (Szegedy et al. 2015), the classic dreamer;
   layers ``conv1`` … ``inception5b``, branches such as ``inception4c.branch2``, and ``logits``.
 - ``vgg16()``: VGG-16 ``features`` (Simonyan and Zisserman 2015), layers ``conv1_1`` … ``pool5``.
-- ``from_encoder()`` / ``miro.dream.checkpoint.text_encoder()``: our text-supervised
+- ``from_encoder()`` / ``text_encoder()``: our text-supervised
   ``GoogLeNetEncoder``, whose ``output`` layer is the image's embedding in the text space.
 
 Example::
@@ -20,6 +20,7 @@ import copy
 import functools
 import logging
 from collections.abc import Callable, Collection, Iterable
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -27,15 +28,14 @@ from torch.nn.utils.fusion import fuse_conv_bn_eval
 from torchvision.models import GoogLeNet
 from torchvision.models.googlenet import BasicConv2d, Inception
 
+from miro.models.checkpoints import load_encoder
 from miro.models.googlenet import GoogLeNetEncoder
 from miro.models.vgg import LAYER_NAMES as VGG_LAYER_NAMES
 from miro.models.vgg import build_features
-from miro.models.weights import load_pretrained_state_dict
+from miro.models.weights import IMAGENET_MEAN, IMAGENET_STD, load_pretrained_state_dict
 
 log = logging.getLogger(__name__)
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 TEXT_LAYER = "output"
 BRANCHES = ("branch1", "branch2", "branch3", "branch4")
 
@@ -91,7 +91,7 @@ class DreamModel(nn.Module):
         if TEXT_LAYER in unknown:
             hint = (
                 f" (layer {TEXT_LAYER!r}, the text space, exists only in text-supervised "
-                "encoders: load one with miro.dream.text_encoder(ckpt_path))"
+                "encoders: load one with miro.deepdream.text_encoder(ckpt_path))"
             )
         raise ValueError(
             f"unknown layer(s) {unknown} for {type(self).__name__}{hint}; valid layers: "
@@ -281,6 +281,18 @@ def from_encoder(
     model = GoogLeNetDream(net, PooledHead(net.fc, to_text_space), TEXT_LAYER)
     model.text_model = text_model
     model.prepare_text = prepare_targets
+    return model
+
+
+def text_encoder(ckpt_path: str | Path, text_model_dir: str | Path | None = None) -> GoogLeNetDream:
+    """The dream model of an encoder checkpoint (``from_encoder`` of what ``load_encoder``
+    reads), knowing why its text model is missing if it is: a ``_target_`` for configs, beside
+    ``googlenet`` and ``vgg16``."""
+    loaded = load_encoder(ckpt_path, text_model_dir)
+    model = from_encoder(
+        loaded.encoder, loaded.to_text_space, loaded.text_model, loaded.prepare_targets
+    )
+    model.text_model_error = loaded.text_model_error
     return model
 
 
