@@ -26,6 +26,7 @@ import numpy as np
 import torch
 import torchvision.utils
 from PIL import Image
+from torchvision.io import ImageReadMode, decode_image
 from torchvision.transforms import v2
 from torchvision.transforms.v2 import InterpolationMode
 from torchvision.transforms.v2 import functional as TF
@@ -116,6 +117,13 @@ def read_image(path: str | Path, min_side: int | None = None) -> torch.Tensor:
     except UnreadableImage as err:
         raise UnreadableImageError(f"{path}: {err}") from err
     return torch.from_numpy(np.array(image)).permute(2, 0, 1).contiguous()
+
+
+def read_cached_image(path: str | Path) -> torch.Tensor:
+    """An image of a built dataset's cache (upright RGB JPEG, written by ``data_pipeline.build``)
+    as ``(3, H, W)`` uint8, through torchvision's decoder: the training loader's fast path,
+    which skips ``read_image``'s guards because the build applied them."""
+    return decode_image(str(path), mode=ImageReadMode.RGB)
 
 
 def load_image(

@@ -10,11 +10,10 @@ import pytorch_lightning as pl
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
-from torchvision.io import ImageReadMode, decode_image
 from torchvision.transforms import v2
 
 from data_pipeline.manifest import SPLITS, DatasetNotFoundError, read_manifest
-from miro.images import eval_transform
+from miro.images import eval_transform, read_cached_image
 from miro.lit.resume import ResumableDataLoader
 from miro.retrieval.queries import (
     QueryError,
@@ -41,7 +40,7 @@ class PostImages(Dataset):
         return len(self.paths)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor, int]:
-        image = decode_image(str(self.paths[index]), mode=ImageReadMode.RGB)
+        image = read_cached_image(self.paths[index])
         return self.transform(image), self.targets[index], index
 
 
