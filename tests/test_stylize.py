@@ -160,13 +160,22 @@ def test_one_tile_with_recorded_statistics_is_the_whole_image_for_each_image_of_
 
 
 @torch.inference_mode()
-def test_any_size_comes_back_at_its_size():
+def test_any_size_comes_back_at_its_size_aligned_with_the_image():
+    """The network takes multiples of 4, at least 8: an image is extended at its bottom and
+    right, mirrored (or, too small to mirror, its edge repeated), stylized, and cropped back,
+    so each output pixel is the stylization of the input pixel at the same place."""
     stylizer = random_stylizer()
-    for height, width in ((33, 50), (61, 47), (5, 7), (8, 8), (1, 30)):
+    grids = {(33, 50): (36, 52), (61, 47): (64, 48), (5, 7): (8, 8), (8, 8): (8, 8)}
+    grids[1, 30] = (8, 32)  # one row: repeated, not mirrored
+    for (height, width), (grid_height, grid_width) in grids.items():
         images = content_image(height, width, seed=height)
         out = stylize(stylizer, images, torch.tensor([0]))
         assert out.shape == images.shape
-        assert out.min() >= 0 and out.max() <= 1
+        mode = "replicate" if height == 1 else "reflect"
+        extended = F.pad(images, (0, grid_width - width, 0, grid_height - height), mode=mode)
+        expected = stylizer(extended, torch.tensor([0]))[..., :height, :width]
+        torch.testing.assert_close(out, expected, atol=1e-6, rtol=0)
+        assert (out - images).abs().mean() > 0.05  # stylized, not handed back
 
 
 def test_a_folder_with_a_corrupt_file_is_stylized_and_the_file_reported(checkpoint, tmp_path):
