@@ -17,7 +17,6 @@ from conftest import run_module
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
-from omegaconf.errors import ConfigKeyError, ValidationError
 from PIL import Image, ImageDraw
 
 from data_pipeline.build import (
@@ -810,12 +809,10 @@ def test_the_configs_settings_are_build_settings_defaults_and_typed(cfg):
     settings = compose_settings("near_duplicate_rms=4", "languages=null", "splits.val=0.2")
     assert settings.near_duplicate_rms == 4.0 and settings.languages is None
     assert settings.splits == {"train": 0.8, "val": 0.2, "test": 0.1}
-    with pytest.raises(ConfigKeyError) as raised:
+    with pytest.raises(BuildSettingsError, match="unknown build setting near_duplicates;"):
         compose_settings("+near_duplicates=4")
-    assert raised.value.full_key == "near_duplicates"
-    with pytest.raises(ValidationError) as raised:
+    with pytest.raises(BuildSettingsError, match=r"build setting splits\.val: Value 'much'"):
         compose_settings("splits.val=much")
-    assert raised.value.full_key == "splits.val"
 
 
 def test_cli_builds_and_prints_the_counts(tmp_path):
