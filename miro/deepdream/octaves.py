@@ -53,7 +53,9 @@ class DreamSettings:
         precision: ``"float32"``, ``"bfloat16"`` (the network under autocast; the image, the
             objective and the step stay float32) or ``"auto"``: bfloat16 where the device
             computes it natively (CPUs with AVX512-BF16 or AMX, CUDA GPUs that support it),
-            float32 elsewhere.
+            float32 elsewhere. float32 by default: bfloat16 is faster but dreams another
+            picture (3 octaves of 8 steps at 160 px, same seed: 22 dB PSNR against the float32
+            dream on GoogLeNet, 27.5 dB on VGG-16; ``benchmarks/dream_parity.py``).
     """
 
     octaves: int = 4
@@ -63,7 +65,7 @@ class DreamSettings:
     jitter: int = 32
     tile_size: int | None = 512
     channels_last: bool = True
-    precision: str = "auto"
+    precision: str = "float32"
 
     def __post_init__(self) -> None:
         if self.precision not in PRECISIONS:
