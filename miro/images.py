@@ -153,6 +153,12 @@ def to_uint8(image: torch.Tensor) -> torch.Tensor:
     return image.detach().clamp(0, 1).mul(255).round().to(torch.uint8).cpu()
 
 
+def to_array(image: torch.Tensor) -> np.ndarray:
+    """One image ``(3, H, W)`` or ``(1, 3, H, W)`` in [0, 1] → an ``(H, W, 3)`` uint8 array
+    (video frames, W&B images)."""
+    return to_uint8(image).permute(1, 2, 0).numpy()
+
+
 def to_pil(image: torch.Tensor) -> Image.Image:
     """One image ``(3, H, W)`` or ``(1, 3, H, W)`` in [0, 1] → an 8-bit RGB PIL image."""
     return TF.to_pil_image(to_uint8(image))

@@ -12,14 +12,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from miro.images import to_pil, to_uint8
+from miro.images import to_array, to_pil
 
 SUFFIXES = (".mp4", ".gif")
-
-
-def frame_array(frame: torch.Tensor) -> np.ndarray:
-    """One frame ``(3, H, W)`` or ``(1, 3, H, W)`` in [0, 1] → ``(H, W, 3)`` uint8."""
-    return to_uint8(frame).permute(1, 2, 0).numpy()
 
 
 def write_video(frames: Iterable[torch.Tensor], path: str | Path, fps: float = 12) -> int:
@@ -43,7 +38,7 @@ def write_video(frames: Iterable[torch.Tensor], path: str | Path, fps: float = 1
     count = 0
     with imageio.get_writer(path, fps=fps, codec="libx264", macro_block_size=1) as writer:
         for frame in frames:
-            array = frame_array(frame)
+            array = to_array(frame)
             height, width = array.shape[:2]
             writer.append_data(np.ascontiguousarray(array[: height // 2 * 2, : width // 2 * 2]))
             count += 1

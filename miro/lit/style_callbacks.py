@@ -18,7 +18,7 @@ import torch
 from torchvision.transforms.v2 import functional as TF
 from torchvision.utils import make_grid
 
-from miro.images import save_image, to_uint8
+from miro.images import save_image, to_array
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +67,7 @@ class StyleSampleGrid(pl.Callback):
             save_image(grid, path)
             log.info("sample stylizations: %s", path)
         caption = "content, " + ", ".join(pl_module.style_names)
-        image = to_uint8(grid).permute(1, 2, 0).numpy()
+        image = to_array(grid)
         for logger in trainer.loggers:
             if hasattr(logger, "log_image"):
                 logger.log_image(

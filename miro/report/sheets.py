@@ -17,6 +17,7 @@ from pathlib import Path
 import emoji
 import torch
 from PIL import Image, ImageDraw, ImageFont, ImageOps
+from torchvision.transforms.v2 import functional as TF
 
 from miro.images import UnreadableImageError, read_image, to_pil
 from miro.retrieval.query import Hit, shorten
@@ -60,11 +61,11 @@ def thumbnail(path: Path, size: int) -> Image.Image:
     when it cannot be read (an index outliving its images)."""
     cell = Image.new("RGB", (size, size), CELL)
     try:
-        pixels = read_image(path, min_side=size).permute(1, 2, 0).numpy()
+        image = TF.to_pil_image(read_image(path, min_side=size))
     except UnreadableImageError:
         ImageDraw.Draw(cell).text((PAD, size // 2), "unreadable", fill=MUTED, font=_font())
         return cell
-    image = ImageOps.contain(Image.fromarray(pixels), (size, size), Image.Resampling.LANCZOS)
+    image = ImageOps.contain(image, (size, size), Image.Resampling.LANCZOS)
     cell.paste(image, ((size - image.width) // 2, (size - image.height) // 2))
     return cell
 
