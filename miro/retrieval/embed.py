@@ -84,7 +84,8 @@ def embed_batch(
 ) -> np.ndarray:
     """Images ``(B, 3, H, W)`` in [0, 1] → ``(B, D)`` float32 unit rows in the text space."""
     device = next(encoder.parameters()).device
-    vectors = to_text_space(encoder(images.to(device)).float())
+    # Batches from readable_batches are pinned on a GPU machine: the copy runs asynchronously.
+    vectors = to_text_space(encoder(images.to(device, non_blocking=True)).float())
     return F.normalize(vectors, dim=1).cpu().numpy().astype(np.float32)
 
 

@@ -80,7 +80,8 @@ def pooled_features(encoder: GoogLeNetEncoder, images: torch.Tensor) -> np.ndarr
     pooled = []
     hook = encoder.net.avgpool.register_forward_hook(lambda _m, _i, out: pooled.append(out))
     try:
-        encoder(images.to(next(encoder.parameters()).device))
+        # readable_batches pins its batches on a GPU machine: the copy runs asynchronously
+        encoder(images.to(next(encoder.parameters()).device, non_blocking=True))
     finally:
         hook.remove()
     return torch.flatten(pooled[0], 1).float().cpu().numpy()
