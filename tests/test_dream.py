@@ -38,6 +38,7 @@ from miro.deepdream import (
     zoom_frames,
     zoom_rotate,
 )
+from miro.deepdream.stem import StemConv2d
 from miro.models.checkpoints import EncoderCheckpointError, load_encoder
 from miro.models.googlenet import GoogLeNetEncoder
 from miro.models.weights import IMAGENET_MEAN, IMAGENET_STD
@@ -410,3 +411,45 @@ def test_the_text_objective_raises_the_cosine_to_the_text_vector(encoder_checkpo
     parsed = parse_objective("0.5 * text(bird) + 0.5 * layer(inception4c)", model)
     assert parsed.layers == {"output", "inception4c"}
     assert np.isfinite(score(parsed, model, start))
+
+
+@pytest.mark.parametrize(("kernel", "padding"), [(7, 3), (3, 1), (4, 2)])
+@pytest.mark.parametrize("size", [64, 61])
+def test_stem_conv_input_gradient_is_the_convolutions(kernel, padding, size):
+    """The stride-2 stem's input gradient, taken as one stride-1 convolution over the four
+    output parities, is the convolution's own, at odd and even sizes and any layout."""
+    torch.manual_seed(0)
+    conv = nn.Conv2d(3, 64, kernel, stride=2, padding=padding).requires_grad_(False)
+    stem = StemConv2d(conv)
+    images = torch.rand(2, 3, size, size + 3)
+    weights = torch.randn_like(conv(images))
+    plain = images.clone().requires_grad_(True)
+    (conv(plain) * weights).sum().backward()
+    for layout in (torch.contiguous_format, torch.channels_last):
+        fast = images.clone().contiguous(memory_format=layout).requires_grad_(True)
+        out = stem(fast)
+        assert torch.equal(out, conv(fast.detach()))
+        (out * weights).sum().backward()
+        scale = plain.grad.abs().max()
+        assert (fast.grad - plain.grad).abs().max() <= 1e-5 * scale
+
+
+def test_stem_conv_trains_as_the_plain_convolution_and_follows_new_weights():
+    torch.manual_seed(0)
+    conv = nn.Conv2d(3, 8, 7, stride=2, padding=3)
+    stem, images = StemConv2d(conv), torch.rand(1, 3, 32, 32)
+    stem(images).sum().backward()  # trainable weights: the convolution as it is
+    assert conv.weight.grad is not None
+    conv.requires_grad_(False)
+
+    def input_gradient(module):
+        x = images.clone().requires_grad_(True)
+        module(x).square().sum().backward()
+        return x.grad
+
+    input_gradient(stem)
+    with torch.no_grad():
+        conv.weight.mul_(-2)  # changed in place: the cached phase kernel must follow
+    assert torch.allclose(input_gradient(stem), input_gradient(conv), atol=1e-4)
+    with pytest.raises(ValueError, match="not a square"):
+        StemConv2d(nn.Conv2d(3, 8, 3, stride=1))

@@ -28,6 +28,7 @@ from torch.nn.utils.fusion import fuse_conv_bn_eval
 from torchvision.models import GoogLeNet
 from torchvision.models.googlenet import BasicConv2d, Inception
 
+from miro.deepdream.stem import StemConv2d
 from miro.models.checkpoints import load_encoder
 from miro.models.googlenet import GoogLeNetEncoder
 from miro.models.vgg import LAYER_NAMES as VGG_LAYER_NAMES
@@ -156,6 +157,8 @@ class GoogLeNetDream(DreamModel):
 
     Its frozen batch norms are folded into the convolutions before them (in ``net``, in
     place): a third of the time of a dream step on a CPU went to batch norm and its backward.
+    Its stem convolution takes its input gradient as one stride-1 convolution
+    (``miro.deepdream.stem``).
 
     Args:
         net: the network; its ``transform_input`` re-scaling is kept.
@@ -171,6 +174,7 @@ class GoogLeNetDream(DreamModel):
     def __init__(self, net: GoogLeNet, head: nn.Module, head_name: str = "logits") -> None:
         super().__init__()
         self.net = fold_batch_norms(net.eval())
+        net.conv1.conv = StemConv2d(net.conv1.conv)
         self.head = head
         blocks = ["conv1", "_maxpool1", "conv2", "conv3", "_maxpool2", "inception3a"]
         blocks += ["inception3b", "_maxpool3", "inception4a", "inception4b", "inception4c"]
