@@ -111,8 +111,11 @@ def test_folded_upsample_and_split_output_convs_equal_their_definitions(layout):
         torch.testing.assert_close(narrow_conv(out, x), expected, atol=1e-5, rtol=1e-5)
 
 
-def test_fast_inference_is_the_same_function_as_the_layer_by_layer_path():
-    stylizer = randomized(Stylizer(num_styles=4), seed=3).eval()  # the default network
+@pytest.mark.parametrize(
+    "architecture", [{}, {"width": 8, "separable": True}], ids=["default", "thin"]
+)
+def test_fast_inference_is_the_same_function_as_the_layer_by_layer_path(architecture):
+    stylizer = randomized(Stylizer(num_styles=4, **architecture), seed=3).eval()
     images = torch.rand(3, 3, 36, 44, generator=torch.Generator().manual_seed(8))
     cases = {
         "one style for all": torch.tensor([2, 2, 2]),
@@ -171,7 +174,15 @@ def test_new_style_rows_start_at_the_mean_of_the_old():
     grown_model = Stylizer(num_styles=4, width=4, num_residual=1)
     grown_model.load_state_dict(grown)
     config = stylizer_config(grown_model, ["a", "b", "c", "d"])
-    assert config == {"num_styles": 4, "width": 4, "num_residual": 1, "style_names": list("abcd")}
+    assert config == {
+        "num_styles": 4,
+        "width": 4,
+        "num_residual": 1,
+        "separable": False,
+        "style_names": list("abcd"),
+    }
+    thin = Stylizer(num_styles=2, width=4, num_residual=1, separable=True)
+    assert stylizer_config(thin, ["a", "b"])["separable"] is True
 
 
 def test_vgg_taps_and_only_the_needed_layers(caplog):

@@ -27,7 +27,7 @@ from miro.models.stylizer import Stylizer
 from miro.train import train
 
 ROOT = Path(__file__).resolve().parents[1]
-CHECKPOINT_KEYS = {"num_styles", "width", "num_residual", "style_names"}
+CHECKPOINT_KEYS = {"num_styles", "width", "num_residual", "separable", "style_names"}
 
 
 @pytest.fixture(scope="module")

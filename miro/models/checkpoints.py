@@ -21,7 +21,7 @@ checkpoint's ``checkpoints/`` folder.
 And with ``StyleTransferModule.on_save_checkpoint``::
 
     checkpoint["stylizer"] = {"num_styles": int, "width": int, "num_residual": int,
-                              "style_names": [str, ...]}
+                              "separable": bool, "style_names": [str, ...]}
     checkpoint["state_dict"]["stylizer.<parameter>"] = tensor
 
 Example::
@@ -41,7 +41,7 @@ import torch
 from torch import nn
 
 from miro.models.googlenet import GoogLeNetEncoder
-from miro.models.stylizer import ResidualBlock, Stylizer
+from miro.models.stylizer import ResidualBlock, SeparableConv2d, Stylizer
 
 log = logging.getLogger(__name__)
 
@@ -222,6 +222,7 @@ def stylizer_config(stylizer: Stylizer, style_names: Sequence[str]) -> dict:
         "num_styles": int(stylizer.num_styles),
         "width": int(stylizer.blocks[0].conv.out_channels),
         "num_residual": sum(isinstance(block, ResidualBlock) for block in stylizer.blocks),
+        "separable": any(isinstance(module, SeparableConv2d) for module in stylizer.modules()),
         "style_names": [str(name) for name in style_names],
     }
 
@@ -257,6 +258,7 @@ def load_stylizer(path: str | Path) -> LoadedStylizer:
         )
     num_styles = int(meta["num_styles"])
     width, num_residual = int(meta.get("width", 32)), int(meta.get("num_residual", 5))
+    separable = bool(meta.get("separable", False))  # absent before the thin stylizer
     names = [str(name) for name in meta.get("style_names") or range(num_styles)]
     if len(names) != num_styles:
         raise StylizerCheckpointError(
@@ -268,12 +270,12 @@ def load_stylizer(path: str | Path) -> LoadedStylizer:
         raise StylizerCheckpointError(
             f"{path} has a 'stylizer' entry but no '{STYLIZER_PREFIX}*' weights"
         )
-    stylizer = Stylizer(num_styles, width=width, num_residual=num_residual)
+    stylizer = Stylizer(num_styles, width=width, num_residual=num_residual, separable=separable)
     try:
         stylizer.load_state_dict(state)
     except RuntimeError as err:
         raise StylizerCheckpointError(
             f"the weights in {path} do not fit num_styles={num_styles}, width={width}, "
-            f"num_residual={num_residual}: {err}"
+            f"num_residual={num_residual}, separable={separable}: {err}"
         ) from err
     return LoadedStylizer(stylizer.eval(), names, path, width, num_residual)
