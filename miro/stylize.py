@@ -41,6 +41,8 @@ def run(cfg: DictConfig) -> str:
         tiling=Tiling(cfg.tile, cfg.tile_size, cfg.tile_overlap, cfg.tile_above_pixels),
         extension=cfg.extension,
         progress=cfg.progress,
+        runtime=cfg.runtime,
+        onnx_cache=cfg.onnx_cache,
     )
     return report.summary()
 

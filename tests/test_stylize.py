@@ -6,19 +6,21 @@ perturbed so that the styles differ); nothing depends on the training code.
 """
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import compose_config, run_module
+from conftest import command_env, compose_config, run_module
 from PIL import Image
 
 from miro.models.checkpoints import CheckpointError, load_stylizer
 from miro.models.stylizer import Stylizer
 from miro.style.apply import RGB_TO_YCBCR, color_transform, stylize
-from miro.style.errors import InputError, StyleChoiceError
+from miro.style.errors import InputError, SettingsError, StyleChoiceError
 from miro.style.export import export_stylizer
 from miro.style.run import stylize_path
 from miro.style.styles import choose_styles
@@ -29,16 +31,18 @@ NAMES = ["blue_ii", "the_farm", "constellation"]
 EIGHT_BIT = 1 / 255  # one level of the saved 8-bit images
 
 
-def random_stylizer(num_styles=3, width=8, num_residual=2, seed=0) -> Stylizer:
+def random_stylizer(num_styles=3, width=8, num_residual=2, seed=0, separable=False) -> Stylizer:
     torch.manual_seed(seed)
-    stylizer = Stylizer(num_styles, width=width, num_residual=num_residual).eval()
+    stylizer = Stylizer(num_styles, width, num_residual, separable).eval()
     with torch.no_grad():  # trained tables differ per style; fresh ones are all γ=1, β=0
         for table in stylizer.norm_parameters():
             table.add_(0.5 * torch.randn_like(table))
     return stylizer
 
 
-def write_checkpoint(path: Path, stylizer: Stylizer, names=NAMES, width=8, num_residual=2) -> Path:
+def write_checkpoint(
+    path: Path, stylizer: Stylizer, names=NAMES, width=8, num_residual=2, separable=False
+) -> Path:
     """A Lightning-shaped checkpoint: other modules' weights beside ``stylizer.*``."""
     state = {f"stylizer.{key}": value for key, value in stylizer.state_dict().items()}
     state["loss_net.features.0.weight"] = torch.zeros(4, 3, 3, 3)
@@ -51,6 +55,7 @@ def write_checkpoint(path: Path, stylizer: Stylizer, names=NAMES, width=8, num_r
             "num_styles": stylizer.num_styles,
             "width": width,
             "num_residual": num_residual,
+            "separable": separable,
             "style_names": list(names),
         },
     }
@@ -343,3 +348,81 @@ def test_cli_errors_exit_without_a_traceback(checkpoint, tmp_path):
     assert str(tmp_path / "none.ckpt") in result.stderr
     assert "python -m miro.train +experiment=miro_style" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.fixture
+def thin_checkpoint(tmp_path) -> Path:
+    """The thin architecture (conf/model/stylizer_thin.yaml: width 8, separable)."""
+    stylizer = random_stylizer(separable=True)
+    return write_checkpoint(tmp_path / "thin.ckpt", stylizer, separable=True)
+
+
+def painted_by(output: Path) -> Path:
+    """The model file a run's stylize.json says painted its images."""
+    return Path(json.loads((output / "stylize.json").read_text())["model"])
+
+
+def test_onnx_runtime_paints_as_torch_and_reuses_its_export(thin_checkpoint, tmp_path):
+    photos, cache = tmp_path / "photos", tmp_path / "cache"
+    write_png(photos / "a.png", content_image(30, 42)[0])  # not multiples of 4
+    write_png(photos / "b.png", content_image(50, 37, seed=1)[0])
+    look = {"mix": {0: 0.7, 2: 0.3}, "strength": 0.8, "preserve_color": True}
+    onnx = {"runtime": "onnx", "onnx_cache": cache}
+    torch_report = stylize_path(thin_checkpoint, photos, tmp_path / "torch", **look)
+    onnx_report = stylize_path(thin_checkpoint, photos, tmp_path / "onnx", **look, **onnx)
+    assert onnx_report.written == torch_report.written and len(onnx_report.written) == 2
+    for name in onnx_report.written:
+        difference = read_png(tmp_path / "onnx" / name).int() - read_png(tmp_path / "torch" / name)
+        assert difference.abs().max() <= 1, name  # one level of 8 bits
+    exported = painted_by(tmp_path / "onnx")
+    assert exported.suffix == ".onnx" and exported.parent.parent == cache.resolve()
+    assert json.loads(exported.with_suffix(".json").read_text())["strength"] == 0.8
+
+    modified = exported.stat().st_mtime_ns
+    stylize_path(thin_checkpoint, photos, tmp_path / "again", **look, **onnx)
+    assert painted_by(tmp_path / "again") == exported
+    assert exported.stat().st_mtime_ns == modified, "the cached export is reused"
+    stylize_path(thin_checkpoint, photos, tmp_path / "full", style=0, **onnx)
+    assert painted_by(tmp_path / "full").parent != exported.parent  # other baked settings
+    assert len(list(cache.iterdir())) == 2
+
+
+def test_onnx_runtime_refuses_what_it_cannot_do_naming_the_setting(thin_checkpoint, tmp_path):
+    photo = write_png(tmp_path / "photo.png", content_image(40, 40)[0])
+    onnx = {"style": 0, "runtime": "onnx", "onnx_cache": tmp_path / "cache"}
+    with pytest.raises(SettingsError, match=r"runtime=onnx cannot tile.*tile=auto or false"):
+        stylize_path(thin_checkpoint, photo, tmp_path / "out", tiling=Tiling(True), **onnx)
+    with pytest.raises(SettingsError, match=r"not device=cuda.*runtime=torch"):
+        stylize_path(thin_checkpoint, photo, tmp_path / "out", device="cuda", **onnx)
+    with pytest.raises(SettingsError, match=r"40×40 image is above tile_above_pixels=1024"):
+        tiling = Tiling("auto", tile_size=16, overlap=4, above_pixels=1024)
+        stylize_path(thin_checkpoint, photo, tmp_path / "out", tiling=tiling, **onnx)
+    with pytest.raises(SettingsError, match="runtime must be one of torch, onnx, got 'tvm'"):
+        stylize_path(thin_checkpoint, photo, tmp_path / "out", style=0, runtime="tvm")
+
+
+def test_cli_runtime_onnx_and_the_install_hint_without_onnxruntime(thin_checkpoint, tmp_path):
+    photo = write_png(tmp_path / "cat.png", content_image(30, 42)[0])
+    arguments = [f"ckpt={thin_checkpoint}", f"input={photo}", "output=styled", "style=1"]
+    result = run_module("miro.stylize", *arguments, "runtime=onnx", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert Image.open(tmp_path / "styled" / "cat_the_farm.png").size == (42, 30)
+    cached = list((tmp_path / ".cache" / "miro" / "onnx").glob("*/stylizer.onnx"))
+    assert cached == [painted_by(tmp_path / "styled")]
+
+    # As where onnxruntime is not installed: its import fails.
+    without_onnxruntime = (
+        "import runpy, sys; sys.modules['onnxruntime'] = None; "
+        "runpy.run_module('miro.stylize', run_name='__main__')"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", without_onnxruntime, *arguments, "runtime=onnx"],
+        cwd=tmp_path,
+        env=command_env(),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 2
+    assert "runtime=onnx needs the onnx and onnxruntime packages" in result.stderr
+    assert "pip install 'miro[export]'" in result.stderr and "Traceback" not in result.stderr

@@ -125,13 +125,24 @@ def write_onnx(model: ExportableStylizer, path: Path) -> Callable | None:
             opset_version=ONNX_OPSET,
         )
     try:
-        import onnxruntime
+        return onnx_runner(path)
     except ImportError:
         return None
+
+
+def onnx_runner(path: Path) -> Callable[..., torch.Tensor]:
+    """The exported model at ``path`` in an onnxruntime session on the CPU (onnxruntime's
+    default threads), as a function of its inputs, CPU tensors in the model's input order."""
+    import onnxruntime
+
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    return lambda *inputs: torch.from_numpy(
-        session.run(None, {n: np.asarray(x) for n, x in zip(names, inputs, strict=True)})[0]
-    )
+    names = [node.name for node in session.get_inputs()]
+
+    def run(*inputs: torch.Tensor) -> torch.Tensor:
+        feed = {name: np.ascontiguousarray(x) for name, x in zip(names, inputs, strict=True)}
+        return torch.from_numpy(session.run(None, feed)[0])
+
+    return run
 
 
 WRITERS = {"torchscript": (write_torchscript, "pt"), "onnx": (write_onnx, "onnx")}

@@ -22,11 +22,11 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from miro.devices import resolve_device
 from miro.images import IMAGE_SUFFIXES, UnreadableImageError, find_images, load_image, save_image
 from miro.models.checkpoints import load_stylizer
-from miro.style.apply import check_strength, stylize
+from miro.style.apply import check_strength
 from miro.style.errors import InputError, SettingsError, StyleChoiceError
+from miro.style.runtime import RUNTIMES
 from miro.style.styles import StyleKey, choose_styles, describe_styles
 from miro.style.tiling import Tiling
 
@@ -123,14 +123,20 @@ def stylize_path(
     tiling: Tiling | None = None,
     extension: str = "png",
     progress: bool = True,
+    runtime: str = "torch",
+    onnx_cache: str | Path = ".cache/miro/onnx",
 ) -> StylizeReport:
     """Stylize the image ``input`` (or every image under the folder ``input``) into ``output``.
 
     Writes ``<output>/<relative stem>_<style label>.<extension>`` for each image and look
     (``style="all"``: every style), and ``<output>/stylize.json`` with the resolved parameters,
     the files written and the files skipped. Unreadable files are skipped, never fatal; if none
-    could be read, ``InputError`` is raised after the report is written.
+    could be read, ``InputError`` is raised after the report is written. ``runtime``: ``torch``,
+    or ``onnx`` (onnxruntime on the CPU, its model exported into ``onnx_cache``; see
+    ``miro.style.runtime``).
     """
+    if runtime not in RUNTIMES:
+        raise SettingsError(f"runtime must be one of {', '.join(RUNTIMES)}, got {runtime!r}")
     loaded = load_stylizer(ckpt)
     choices = choose_styles(style, mix, loaded.style_names)
     if not choices:
@@ -145,13 +151,12 @@ def stylize_path(
     files = find_inputs(input, exclude=output)
     root = input if input.is_dir() else input.parent
     names = output_names(files, root)
-    device = resolve_device(device)
+    tiling = tiling or Tiling()
+    painter = RUNTIMES[runtime](loaded, device, strength, preserve_color, tiling, onnx_cache)
     if batch_size == "auto":
-        batch_size = 8 if device.type == "cuda" else 1
+        batch_size = 8 if painter.device.type == "cuda" else 1
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise SettingsError(f"batch_size must be auto or at least 1, got {batch_size!r}")
-    tiling = tiling or Tiling()
-    stylizer = loaded.stylizer.to(device)
     output.mkdir(parents=True, exist_ok=True)
     report = StylizeReport(output, output / PARAMETERS_FILE)
 
@@ -159,11 +164,9 @@ def stylize_path(
     with torch.inference_mode(), bar:
         images = readable_images(files, root, max_size, report.skipped, bar)
         for batch in same_size_batches(images, batch_size):
-            content = torch.stack([image for _, image in batch]).to(device)
+            content = torch.stack([image for _, image in batch]).to(painter.device)
             for choice in choices:
-                stylized = stylize(
-                    stylizer, content, choice.vector.to(device), strength, preserve_color, tiling
-                )
+                stylized = painter.paint(content, choice.vector)
                 for (file, _), image in zip(batch, stylized, strict=True):
                     target = names[file].with_name(f"{names[file].name}_{choice.label}.{extension}")
                     save_image(image, output / target)
@@ -179,8 +182,10 @@ def stylize_path(
         "preserve_color": preserve_color,
         "max_size": max_size,
         "batch_size": batch_size,
-        "device": str(device),
+        "device": str(painter.device),
         "tiling": asdict(tiling),
+        "runtime": runtime,
+        "model": str(painter.model.resolve()),
         "written": report.written,
         "skipped": report.skipped,
     }
