@@ -1,13 +1,16 @@
-"""The torch device a command runs on, from its ``device=`` setting, and the mixed precision a
-GPU trainer uses.
+"""The torch device a command runs on, from its ``device=`` setting, the mixed precision a GPU
+trainer uses, and the type a frozen network runs in (``precision=auto|float32|bfloat16``).
 
 Example::
 
     model.to(resolve_device("auto"))  # CUDA when there is one, else the CPU
     pl.Trainer(accelerator="gpu", precision=mixed_precision())  # bf16-mixed on Ampere and later
+    compute_dtype("auto", device)     # bfloat16 where the device computes it natively
 """
 
 import torch
+
+PRECISIONS = {"auto": None, "float32": torch.float32, "bfloat16": torch.bfloat16}
 
 
 class DeviceError(ValueError):
@@ -43,3 +46,24 @@ def mixed_precision(bf16_supported: bool | None = None) -> str:
     if bf16_supported is None:
         bf16_supported = torch.cuda.is_bf16_supported(including_emulation=False)
     return "bf16-mixed" if bf16_supported else "16-mixed"
+
+
+def native_bfloat16(device: torch.device) -> bool:
+    """Whether ``device`` computes in bfloat16 natively: CUDA GPUs from Ampere on, CPUs with
+    AVX512-BF16 or AMX (elsewhere it is emulated, and slower than float32)."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported(including_emulation=False)
+    return device.type == "cpu" and any(
+        getattr(torch.cpu, check, lambda: False)()
+        for check in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    )
+
+
+def compute_dtype(precision: str, device: torch.device) -> torch.dtype:
+    """The type for ``precision`` (a key of ``PRECISIONS``) on ``device``: ``auto`` is
+    bfloat16 where ``native_bfloat16``, else float32."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision={precision!r}; choose one of {sorted(PRECISIONS)}")
+    if PRECISIONS[precision] is not None:
+        return PRECISIONS[precision]
+    return torch.bfloat16 if native_bfloat16(device) else torch.float32

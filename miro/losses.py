@@ -237,7 +237,11 @@ def gram_matrix(features: torch.Tensor) -> torch.Tensor:
     """
     batch, channels, height, width = features.shape
     with torch.autocast(features.device.type, enabled=False):
-        flat = features.float().reshape(batch, channels, height * width)
+        features = features.float()
+        if features.is_contiguous(memory_format=torch.channels_last):  # (B, HW, C), no copy
+            flat = features.permute(0, 2, 3, 1).reshape(batch, height * width, channels)
+            return torch.bmm(flat.transpose(1, 2), flat) / (height * width)
+        flat = features.reshape(batch, channels, height * width)
         return torch.bmm(flat, flat.transpose(1, 2)) / (height * width)
 
 

@@ -2,6 +2,7 @@
 safe image loading and the content data module."""
 
 import logging
+from unittest import mock
 
 import numpy as np
 import pytest
@@ -111,6 +112,28 @@ def test_folded_upsample_and_split_output_convs_equal_their_definitions(layout):
         torch.testing.assert_close(narrow_conv(out, x), expected, atol=1e-5, rtol=1e-5)
 
 
+def test_training_takes_the_definitions_gradients_through_the_faster_layers():
+    """Training runs the folded upsampling, the split output conv and the one-pass conditional
+    norm: the same gradients, for the input and every parameter, as the plain layers'."""
+    stylizer = randomized(Stylizer(num_styles=3, width=8, num_residual=1), seed=5)
+    images = torch.rand(2, 3, 20, 28, generator=torch.Generator().manual_seed(6))
+    styles, target = torch.tensor([2, 0]), torch.rand(2, 3, 20, 28)
+
+    def gradients() -> list[torch.Tensor]:
+        stylizer.zero_grad()
+        x = images.clone().requires_grad_(True)
+        (stylizer(x, styles) - target).square().sum().backward()
+        return [x.grad, *(p.grad for p in stylizer.parameters())]
+
+    fast = gradients()
+    with mock.patch("miro.models.stylizer.exporting", lambda: True):  # the plain layers
+        plain = gradients()
+    assert len(fast) == len(plain) > 20
+    scale = max(expected.abs().max() for expected in plain)  # biases before a norm get ~0
+    for got, expected in zip(fast, plain, strict=True):
+        torch.testing.assert_close(got, expected, atol=1e-5 * scale, rtol=1e-4)
+
+
 @pytest.mark.parametrize(
     "architecture", [{}, {"width": 8, "separable": True}], ids=["default", "thin"]
 )
@@ -146,6 +169,10 @@ def test_gram_matrix_by_hand():
     expected = torch.tensor([[[30.0, 6.0], [6.0, 2.0]]]) / 4
     torch.testing.assert_close(gram_matrix(features), expected)
     assert gram_matrix(features.half()).dtype == torch.float32
+    nhwc = features.contiguous(memory_format=torch.channels_last)  # VGG16Features' layout
+    torch.testing.assert_close(gram_matrix(nhwc), expected)
+    wide = torch.randn(2, 5, 3, 4).contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(gram_matrix(wide), gram_matrix(wide.contiguous()))
 
 
 def test_style_content_and_tv_losses_by_hand():

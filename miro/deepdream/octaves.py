@@ -28,12 +28,12 @@ from miro.deepdream.models import DreamModel
 from miro.deepdream.objectives import Objective, layer
 from miro.deepdream.progress import DreamProgress, ProgressBar
 from miro.deepdream.tiling import needs_tiles, objective_gradient
+from miro.devices import PRECISIONS, compute_dtype
 
 log = logging.getLogger(__name__)
 
 Progress = Callable[[DreamProgress], None]
 MIN_OCTAVE_SIDE = 16
-PRECISIONS = {"auto": None, "float32": torch.float32, "bfloat16": torch.bfloat16}
 
 
 @dataclass(frozen=True)
@@ -94,20 +94,6 @@ def octave_sizes(height: int, width: int, octaves: int, scale: float) -> list[tu
             "octaves, a smaller octave_scale or a larger image"
         )
     return sizes
-
-
-def compute_dtype(precision: str, device: torch.device) -> torch.dtype:
-    """The type the network runs in for ``precision`` on ``device`` (see ``DreamSettings``)."""
-    if PRECISIONS[precision] is not None:
-        return PRECISIONS[precision]
-    if device.type == "cuda":
-        native = torch.cuda.is_bf16_supported()
-    else:  # emulated bfloat16 on other CPUs is slower than float32
-        native = device.type == "cpu" and any(
-            getattr(torch.cpu, check, lambda: False)()
-            for check in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
-        )
-    return torch.bfloat16 if native else torch.float32
 
 
 def as_generator(seed: int | torch.Generator) -> torch.Generator:

@@ -17,6 +17,7 @@ import torch
 from torchvision.transforms.v2 import functional as TF
 
 from data_pipeline.manifest import DatasetNotFoundError
+from miro.devices import compute_dtype
 from miro.images import ImagesNotFoundError, expand_image_paths, load_image
 from miro.losses import content_loss, gram_matrix, style_loss, total_variation
 from miro.models.checkpoints import load_stylizer, stylizer_config
@@ -43,6 +44,12 @@ class StyleTransferModule(pl.LightningModule):
         optimizer: ``params → Optimizer`` (a partial).
         style_image_size: short side, in pixels, style images are resized to for their Grams.
         content_layer, style_layers: the loss network taps of each loss.
+        loss_precision: the type the loss network computes in: ``float32`` (default),
+            ``bfloat16`` or ``auto`` (bfloat16 where the device computes it natively,
+            ``miro.devices``); Grams, losses and the stylizer stay float32. bfloat16 takes about
+            0.7× the step on CPUs with AVX512-BF16 and reaches nearly the same objective
+            (``tests/test_style_precision.py``), but its features carry 3 significant digits:
+            two styles that differ subtly (two recolourings of one painting) blur together.
         seed: seeds the style drawn for each training image (plus the rank under DDP).
         finetune_from: a checkpoint of this module; its styles are kept bit for bit and only
             the γ/β tables learn the new ``style_images``.
@@ -59,7 +66,7 @@ class StyleTransferModule(pl.LightningModule):
         style_images: Sequence[str],
         style_names: Sequence[str] | None = None,
         content_weight: float = 1.0,
-        style_weight: float = 1.0,
+        style_weight: float = 0.33,
         tv_weight: float = 0.0,
         optimizer: Callable | None = None,
         style_image_size: int = 256,
@@ -67,8 +74,11 @@ class StyleTransferModule(pl.LightningModule):
         style_layers: Sequence[str] = ("relu1_2", "relu2_2", "relu3_3", "relu4_3"),
         seed: int = 0,
         finetune_from: str | None = None,
+        loss_precision: str = "float32",
     ) -> None:
         super().__init__()
+        compute_dtype(loss_precision, torch.device("cpu"))  # a known name, or ValueError now
+        self.loss_precision = loss_precision
         paths = self._style_paths(style_images)
         names = [path.stem for path in paths] if style_names is None else list(style_names)
         if len(names) != len(paths) or len(set(names)) != len(names):
@@ -117,9 +127,11 @@ class StyleTransferModule(pl.LightningModule):
         """Stylize ``content`` in trained ``styles``; the outputs and the unweighted losses:
         ``content``, ``tv`` (scalars) and ``style`` per image ``(B,)``."""
         outputs = self.stylizer(content, styles)
-        with torch.no_grad():
-            target = self.loss_net(content, [self.content_layer])[self.content_layer]
-        features = self.loss_net(outputs, self.style_layers)
+        dtype = compute_dtype(self.loss_precision, content.device)
+        with torch.autocast(content.device.type, dtype, enabled=dtype != torch.float32):
+            with torch.no_grad():
+                target = self.loss_net(content, [self.content_layer])[self.content_layer]
+            features = self.loss_net(outputs, self.style_layers)
         rows = styles - self.first_trained
         targets = {layer: getattr(self, f"gram_{layer}")[rows] for layer in self.style_layers}
         return outputs, {

@@ -52,15 +52,16 @@ UPSAMPLE_FOLD = torch.tensor(
 )  # [a, tap, kernel row]
 
 
+def exporting() -> bool:
+    """Whether the model is being traced for TorchScript or ONNX: the plain layers then, which
+    those formats know (the faster equivalents below use strides and batch norm tricks)."""
+    return torch.jit.is_tracing() or torch.onnx.is_in_onnx_export()
+
+
 def fast_inference(images: torch.Tensor) -> bool:
     """Whether ``Stylizer.forward`` takes ``Stylizer.infer``: on the CPU (where it was measured),
-    without autograd, and not while tracing for TorchScript or ONNX."""
-    return (
-        images.device.type == "cpu"
-        and not torch.is_grad_enabled()
-        and not torch.jit.is_tracing()
-        and not torch.onnx.is_in_onnx_export()
-    )
+    without autograd, and not while exporting."""
+    return images.device.type == "cpu" and not torch.is_grad_enabled() and not exporting()
 
 
 def style_weights(styles: torch.Tensor, num_styles: int) -> torch.Tensor:
@@ -84,9 +85,16 @@ class ConditionalInstanceNorm2d(nn.Module):
 
     def forward(self, x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
         """``x`` ``(B, C, H, W)``, ``weights`` ``(B, num_styles)`` → ``(B, C, H, W)``."""
-        gamma = (weights @ self.gamma)[:, :, None, None]
-        beta = (weights @ self.beta)[:, :, None, None]
-        return self.norm(x) * gamma + beta
+        gamma, beta = weights @ self.gamma, weights @ self.beta
+        if exporting():
+            return self.norm(x) * gamma[:, :, None, None] + beta[:, :, None, None]
+        # Instance norm is batch norm of the (1, B·C) view, whose affine takes one (γ, β) per
+        # image and channel: normalization and affine in one pass.
+        batch, channels = x.shape[:2]
+        gamma, beta = gamma.expand(batch, -1).flatten(), beta.expand(batch, -1).flatten()
+        flat = x.reshape(1, batch * channels, *x.shape[2:])
+        out = F.batch_norm(flat, None, None, gamma, beta, True, 0.0, self.norm.eps)
+        return out.view_as(x)
 
     def normalize_(
         self,
@@ -139,17 +147,24 @@ def upsample_conv(conv: nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
     the kernel folded by ``UPSAMPLE_FOLD``: 16 instead of 36 multiply-adds per input pixel and
     output channel, and no 4× larger upsampled image. Reflecting the upsampled image by one
     pixel repeats its edge, which is the small image's edge, so ``x`` is padded by replication.
+    The phases are interleaved in ``x``'s layout: written in place into a channels-last result
+    (inference), or by ``pixel_shuffle``, whose gradient is a cheap copy (training, NCHW).
     """
     out_channels, height, width = conv.out_channels, x.shape[-2], x.shape[-1]
     fold = UPSAMPLE_FOLD.to(conv.weight)
     kernels = torch.einsum("atk,oikl,bul->aboitu", fold, conv.weight, fold).flatten(0, 2)
     phases = F.conv2d(F.pad(x, (1, 1, 1, 1), mode="replicate"), kernels, conv.bias.repeat(4))
-    phases = phases.permute(0, 2, 3, 1).unflatten(3, (2, 2, out_channels))  # (B, h+1, w+1, a, b, C)
-    out = phases.new_empty(x.shape[0], height, 2, width, 2, out_channels)
-    for a in (0, 1):
-        for b in (0, 1):
-            out[:, :, a, :, b] = phases[:, a : a + height, b : b + width, a, b]
-    return out.flatten(1, 2).flatten(2, 3).permute(0, 3, 1, 2)  # channels-last (B, C, 2h, 2w)
+    if x.is_contiguous(memory_format=torch.channels_last):  # interleaved in place, NHWC
+        phases = phases.permute(0, 2, 3, 1).unflatten(3, (2, 2, out_channels))
+        out = phases.new_empty(x.shape[0], height, 2, width, 2, out_channels)
+        for a in (0, 1):
+            for b in (0, 1):
+                out[:, :, a, :, b] = phases[:, a : a + height, b : b + width, a, b]
+        return out.flatten(1, 2).flatten(2, 3).permute(0, 3, 1, 2)
+    phases = phases.unflatten(1, (4, out_channels))  # (B, phase a·2 + b, C, h + 1, w + 1)
+    parities = [(a, b) for a in (0, 1) for b in (0, 1)]
+    windows = [phases[:, 2 * a + b, :, a : a + height, b : b + width] for a, b in parities]
+    return F.pixel_shuffle(torch.stack(windows, 2).flatten(1, 2), 2)  # NCHW
 
 
 def narrow_conv(conv: nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
@@ -213,23 +228,26 @@ class ConvBlock(nn.Module):
         self.activation = nn.ReLU() if activation is None else activation
 
     def forward(self, x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-        if self.upsample > 1:  # nearest + conv instead of a transposed conv: no checkerboards
-            x = F.interpolate(x, scale_factor=self.upsample, mode="nearest")
-        return self.activation(self.norm(self.conv(self.pad(x)), weights))
+        return self.activation(self.norm(self.convolve(x), weights))
 
     def infer(self, x: torch.Tensor, weights: torch.Tensor, norm: NormStep) -> torch.Tensor:
         """``forward`` for one image, without autograd (see ``Stylizer.infer``)."""
-        plain = isinstance(self.conv, nn.Conv2d) and self.conv.stride == (1, 1)
-        if plain and self.upsample == 2 and self.conv.kernel_size == (3, 3):
-            y = upsample_conv(self.conv, x)
-        elif plain and self.upsample == 1 and self.conv.out_channels < 8:
-            y = narrow_conv(self.conv, x)
-        else:
-            if self.upsample > 1:
-                x = F.interpolate(x, scale_factor=self.upsample, mode="nearest")
-            y = self.conv(self.pad(x))
+        y = self.convolve(x)
         norm(self.norm, y, weights)
         return IN_PLACE.get(type(self.activation), self.activation)(y)
+
+    def convolve(self, x: torch.Tensor) -> torch.Tensor:
+        """``conv(pad([upsample](x)))``, by a faster equivalent where one applies (not when
+        exporting): ``upsample_conv`` after a nearest ×2, ``narrow_conv`` to few channels."""
+        plain = isinstance(self.conv, nn.Conv2d) and self.conv.stride == (1, 1)
+        if plain and not exporting():
+            if self.upsample == 2 and self.conv.kernel_size == (3, 3):
+                return upsample_conv(self.conv, x)
+            if self.upsample == 1 and self.conv.out_channels < 8:
+                return narrow_conv(self.conv, x)
+        if self.upsample > 1:  # nearest + conv instead of a transposed conv: no checkerboards
+            x = F.interpolate(x, scale_factor=self.upsample, mode="nearest")
+        return self.conv(self.pad(x))
 
 
 class ResidualBlock(nn.Module):
