@@ -208,6 +208,34 @@ def test_finetuning_adds_a_style_and_keeps_the_old_ones_bit_for_bit(trained, wor
                 assert torch.equal(new_state[key], value), key  # convolutions frozen
 
 
+def test_finetuning_a_thin_checkpoint_keeps_it_thin(world, tmp_path):
+    """Fine-tuned with the default model config, a thin stylizer stays thin: its width, depth
+    and separable blocks come from the checkpoint."""
+    thin = compose_config(
+        "train",
+        quick(world, "model=stylizer_thin", "trainer.max_steps=2", "logger=none"),
+        tmp_path / "thin",
+    )
+    train(thin)
+    base = Path(thin.paths.output_dir) / "checkpoints" / "last.ckpt"
+    cfg = compose_config(
+        "train",
+        quick(
+            world,
+            f"ckpt={base}",
+            f"style_images=[{world / 'new_style'}]",
+            "trainer.max_steps=2",
+            "logger=none",
+            experiment="miro_style_finetune",
+        ),
+        tmp_path / "grown",
+    )
+    train(cfg)
+    _, saved = load_stylizer(Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt")
+    assert saved["stylizer"]["separable"] and saved["stylizer"]["width"] == 8
+    assert saved["stylizer"]["num_styles"] == 3
+
+
 def test_absurd_style_weight_stops_with_the_knob_to_lower(world, tmp_path):
     cfg = compose_config(
         "train",

@@ -33,8 +33,9 @@ class StyleTransferModule(pl.LightningModule):
     """Train a ``Stylizer`` on N styles at once with perceptual losses.
 
     Args:
-        stylizer: ``(num_styles=, width=, num_residual=) → Stylizer`` (a partial); the module
-            gives ``num_styles``, and when fine-tuning also the checkpoint's width and depth.
+        stylizer: ``(num_styles=, width=, num_residual=, separable=) → Stylizer`` (a
+            partial); the module gives ``num_styles``, and when fine-tuning also the
+            checkpoint's width, depth and kind of residual block.
         loss_net: frozen VGG-16 taps; its ``layers`` must hold ``content_layer`` and
             ``style_layers``.
         style_images: style image files, folders (every image inside) or glob patterns.
@@ -272,10 +273,12 @@ class StyleTransferModule(pl.LightningModule):
     ) -> tuple[Stylizer, list[str]]:
         """The checkpoint's stylizer with ``new_styles`` more styles, all but its γ/β frozen."""
         loaded = load_stylizer(checkpoint)
+        shape = stylizer_config(loaded.stylizer, loaded.style_names)  # width, depth, blocks
         model = stylizer(
             num_styles=loaded.num_styles + new_styles,
-            width=loaded.width,
-            num_residual=loaded.num_residual,
+            width=shape["width"],
+            num_residual=shape["num_residual"],
+            separable=shape["separable"],
         )
         model.load_state_dict(add_styles(loaded.stylizer.state_dict(), new_styles))
         model.requires_grad_(False)
