@@ -27,6 +27,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from timing import header
+
 from data_pipeline.build.language import LanguageDetector
 from data_pipeline.raw import read_posts
 from data_pipeline.synthetic import GeneratorSettings, generate_posts
@@ -149,6 +151,7 @@ def main() -> None:
     parser.add_argument("--captions", type=int, default=1000)
     parser.add_argument("--sizes", nargs="+", default=list(SIZES), choices=list(SIZES))
     args = parser.parse_args()
+    print(header("data_pipeline.build throughput"))
     with tempfile.TemporaryDirectory(prefix="build_throughput_") as directory:
         work = Path(directory)
         bench_language(work, args)

@@ -57,6 +57,7 @@ import faiss
 import numpy as np
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
+from timing import header
 
 from data_pipeline.synthetic import GeneratorSettings
 from data_pipeline.synthetic.captions import write_caption
@@ -397,6 +398,7 @@ def main() -> None:
     parser.add_argument("--fit-repeats", type=int, default=1)
     parser.add_argument("--transform-captions", type=int, default=20_000)
     args = parser.parse_args()
+    print(header("Retrieval: faiss vs numpy, caption tokenizing, text-model fits"))
     if args.skip_lda:
         args.lda_workers = []
     if args.skip_word2vec:

@@ -20,6 +20,7 @@ import torch
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 from step_timer import timed_fit
+from timing import header
 
 from data_pipeline.build import build_dataset
 from data_pipeline.synthetic import generate_posts
@@ -108,6 +109,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=15)
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
+    print(header("Text-supervised GoogLeNet training: Lightning vs a plain loop"))
     logging.getLogger("pytorch_lightning").setLevel(logging.ERROR)
     warnings.filterwarnings("ignore")
 
