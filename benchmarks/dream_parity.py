@@ -13,6 +13,7 @@ import math
 
 import torch
 import torch.nn.functional as F
+from timing import header
 
 from miro.deepdream import DreamSettings, dream, googlenet, layer, noise_image, vgg16
 
@@ -30,6 +31,7 @@ def main() -> None:
     parser.add_argument("--octaves", type=int, default=3)
     parser.add_argument("--steps", type=int, default=8)
     args = parser.parse_args()
+    print(header("Is a bfloat16 dream the float32 dream? Same start, same seed"))
     torch.manual_seed(0)
     start = noise_image(args.size, args.size, seed=3)
     print(f"{'network':<10} {'PSNR bf16 vs fp32':>18} {'fp32 change':>12}")
