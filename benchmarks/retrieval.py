@@ -31,7 +31,7 @@ compound hashtags split into known words; its split cache starts empty each roun
 ``LdaMulticore``) and word2vec (``conf/text/word2vec.yaml``: 400-d, 25 epochs) embedders, as
 ``python -m miro.train`` composes them (fit teaches the tokenizer, tokenizes, builds the
 vocabulary, trains); then captions/s of ``transform`` (captions → vectors) on
-``--transform-captions`` of them. Target (shared/PERFORMANCE.md): the LDA fit ≤ 10 min at 200K
+``--transform-captions`` of them. Target: the LDA fit ≤ 10 min at 200K
 captions on 2 cores.
 
 Captions come from the synthetic generator's own caption writer

@@ -172,21 +172,28 @@ def test_training_lowers_every_styles_loss_and_styles_differ(trained, world):
     assert len(list((run / "checkpoints").glob("epoch*.ckpt"))) == 1
 
 
-def test_finetuning_adds_a_style_and_keeps_the_old_ones_bit_for_bit(trained, world, tmp_path):
-    base = trained[0] / "checkpoints" / "last.ckpt"
+def finetune(world: Path, base: Path, run_dir: Path, steps: int):
+    """``+experiment=miro_style_finetune`` of checkpoint ``base`` on ``new_style/``, trained
+    ``steps`` steps as ``miro.train`` does; returns its config."""
     cfg = compose_config(
         "train",
         quick(
             world,
             f"ckpt={base}",
             f"style_images=[{world / 'new_style'}]",
-            "trainer.max_steps=20",
+            f"trainer.max_steps={steps}",
             "logger=none",
             experiment="miro_style_finetune",
         ),
-        tmp_path,
+        run_dir,
     )
     train(cfg)
+    return cfg
+
+
+def test_finetuning_adds_a_style_and_keeps_the_old_ones_bit_for_bit(trained, world, tmp_path):
+    base = trained[0] / "checkpoints" / "last.ckpt"
+    cfg = finetune(world, base, tmp_path, steps=20)
     old, old_saved = load_stylizer(base)
     old_names = old_saved["stylizer"]["style_names"]
     new, saved = load_stylizer(Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt")
@@ -218,19 +225,7 @@ def test_finetuning_a_thin_checkpoint_keeps_it_thin(world, tmp_path):
     )
     train(thin)
     base = Path(thin.paths.output_dir) / "checkpoints" / "last.ckpt"
-    cfg = compose_config(
-        "train",
-        quick(
-            world,
-            f"ckpt={base}",
-            f"style_images=[{world / 'new_style'}]",
-            "trainer.max_steps=2",
-            "logger=none",
-            experiment="miro_style_finetune",
-        ),
-        tmp_path / "grown",
-    )
-    train(cfg)
+    cfg = finetune(world, base, tmp_path / "grown", steps=2)
     _, saved = load_stylizer(Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt")
     assert saved["stylizer"]["separable"] and saved["stylizer"]["width"] == 8
     assert saved["stylizer"]["num_styles"] == 3
