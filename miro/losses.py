@@ -229,6 +229,22 @@ class InfoNCE(_SphereLoss):
 # Magenta's [0, 255] mean-subtracted input; loss weights are calibrated for this convention.
 
 
+class _Gram(torch.autograd.Function):
+    """``positions × channels`` rows ``R`` ``(B, N, C)`` → ``RᵀR / N`` ``(B, C, C)``. The
+    gradient is one product, ``R (G' + G'ᵀ) / N``, where autograd would take one for each
+    operand of ``RᵀR`` and add them: a third less work on the largest feature maps."""
+
+    @staticmethod
+    def forward(ctx, rows: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(rows)
+        return torch.bmm(rows.transpose(1, 2), rows) / rows.shape[1]
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        (rows,) = ctx.saved_tensors
+        return torch.bmm(rows, grad + grad.transpose(1, 2)) / rows.shape[1]
+
+
 def gram_matrix(features: torch.Tensor) -> torch.Tensor:
     """Gram matrices ``FᵀF / (H·W)`` of features ``(B, C, H, W)`` → ``(B, C, C)``, in float32.
 
@@ -239,10 +255,10 @@ def gram_matrix(features: torch.Tensor) -> torch.Tensor:
     with torch.autocast(features.device.type, enabled=False):
         features = features.float()
         if features.is_contiguous(memory_format=torch.channels_last):  # (B, HW, C), no copy
-            flat = features.permute(0, 2, 3, 1).reshape(batch, height * width, channels)
-            return torch.bmm(flat.transpose(1, 2), flat) / (height * width)
-        flat = features.reshape(batch, channels, height * width)
-        return torch.bmm(flat, flat.transpose(1, 2)) / (height * width)
+            rows = features.permute(0, 2, 3, 1).reshape(batch, height * width, channels)
+        else:
+            rows = features.reshape(batch, channels, height * width).transpose(1, 2)
+        return _Gram.apply(rows)
 
 
 def style_loss(

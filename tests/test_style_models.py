@@ -175,6 +175,18 @@ def test_gram_matrix_by_hand():
     torch.testing.assert_close(gram_matrix(wide), gram_matrix(wide.contiguous()))
 
 
+@pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
+def test_gram_gradient_is_the_products(layout):
+    """The Gram's one-product gradient equals autograd's through FFᵀ / (H·W), for any
+    (not only symmetric) upstream gradient."""
+    features = torch.randn(2, 6, 5, 7).contiguous(memory_format=layout).requires_grad_(True)
+    upstream = torch.randn(2, 6, 6)
+    (gram_matrix(features) * upstream).sum().backward()
+    flat = features.detach().reshape(2, 6, 35).requires_grad_(True)
+    (torch.bmm(flat, flat.transpose(1, 2)) / 35 * upstream).sum().backward()
+    torch.testing.assert_close(features.grad.reshape(2, 6, 35), flat.grad)
+
+
 def test_style_content_and_tv_losses_by_hand():
     features = {"a": torch.tensor([[[[1.0, 2.0], [3.0, 4.0]], [[0.0, 1.0], [0.0, 1.0]]]])}
     target = {"a": torch.zeros(1, 2, 2)}
