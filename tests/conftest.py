@@ -208,15 +208,29 @@ def encoder_checkpoint(tmp_path_factory):
     posts = _TinyPosts(root)
     shutil.copytree(posts.targets.directory, run / "text_model")
     torch.manual_seed(0)
-    module = TextSupervisedEncoder(
+    module = tiny_encoder(lr=1e-3)
+    trainer = fit_tiny(module, posts, run, steps=1)
+    trainer.save_checkpoint(run / "checkpoints" / "last.ckpt")
+    return run / "checkpoints" / "last.ckpt", module
+
+
+def tiny_encoder(lr: float) -> TextSupervisedEncoder:
+    """A 4-d GoogLeNet text encoder (sigmoid cross-entropy, SGD at ``lr``)."""
+    return TextSupervisedEncoder(
         keep_scale(GoogLeNetEncoder(embed_dim=4)),
         SigmoidCrossEntropy(),
-        optimizer=functools.partial(torch.optim.SGD, lr=1e-3),
+        optimizer=functools.partial(torch.optim.SGD, lr=lr),
     )
+
+
+def fit_tiny(module, datamodule, run_dir: Path, steps: int, callbacks=()) -> pl.Trainer:
+    """``steps`` CPU training steps of ``module`` by a real Trainer, with no logger,
+    checkpoints, progress bar or validation; returns the trainer."""
     trainer = pl.Trainer(
         accelerator="cpu",
-        max_steps=1,
-        default_root_dir=run,
+        max_steps=steps,
+        callbacks=list(callbacks),
+        default_root_dir=run_dir,
         logger=False,
         enable_checkpointing=False,
         enable_progress_bar=False,
@@ -225,9 +239,8 @@ def encoder_checkpoint(tmp_path_factory):
     )
     with warnings.catch_warnings():  # no validation loop here, on purpose
         warnings.simplefilter("ignore", UserWarning)
-        trainer.fit(module, datamodule=posts)
-    trainer.save_checkpoint(run / "checkpoints" / "last.ckpt")
-    return run / "checkpoints" / "last.ckpt", module
+        trainer.fit(module, datamodule=datamodule)
+    return trainer
 
 
 def wandb_run_records(run: Path) -> list[dict]:

@@ -2,21 +2,18 @@
 trains, and channels-last weights (``miro.lit.channels_last``) under a real Trainer."""
 
 import copy
-import functools
 import warnings
 
 import pytest
 import pytorch_lightning as pl
 import torch
-from conftest import _TinyPosts, compose_config, keep_scale
+from conftest import _TinyPosts, compose_config, fit_tiny, tiny_encoder
 from hydra.utils import instantiate
 from pytorch_lightning.plugins.precision import MixedPrecision
 
 from miro.devices import mixed_precision
 from miro.lit.channels_last import ChannelsLast
 from miro.lit.text_supervised import TextSupervisedEncoder
-from miro.losses import SigmoidCrossEntropy
-from miro.models.googlenet import GoogLeNetEncoder
 from miro.models.stylizer import Stylizer
 
 
@@ -53,26 +50,9 @@ def fit_encoder(tmp_path, callback: ChannelsLast) -> tuple[TextSupervisedEncoder
     """A GoogLeNet text encoder trained 2 steps on eight 32 px posts on the CPU; the module,
     the trainer and the encoder's weights before training."""
     torch.manual_seed(0)
-    module = TextSupervisedEncoder(
-        keep_scale(GoogLeNetEncoder(embed_dim=4)),
-        SigmoidCrossEntropy(),
-        optimizer=functools.partial(torch.optim.SGD, lr=1e-2),
-    )
+    module = tiny_encoder(lr=1e-2)
     before = copy.deepcopy(module.encoder.state_dict())
-    trainer = pl.Trainer(
-        accelerator="cpu",
-        max_steps=2,
-        callbacks=[callback],
-        default_root_dir=tmp_path,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        limit_val_batches=0,
-    )
-    with warnings.catch_warnings():  # no validation loop here, on purpose
-        warnings.simplefilter("ignore", UserWarning)
-        trainer.fit(module, datamodule=_TinyPosts(tmp_path))
+    trainer = fit_tiny(module, _TinyPosts(tmp_path), tmp_path, steps=2, callbacks=[callback])
     return module, trainer, before
 
 
