@@ -44,7 +44,7 @@ def mixed_precision(bf16_supported: bool | None = None) -> str:
             so the question is asked when the trainer is built, on the machine that trains.
     """
     if bf16_supported is None:
-        bf16_supported = torch.cuda.is_bf16_supported(including_emulation=False)
+        bf16_supported = native_bfloat16(torch.device("cuda"))
     return "bf16-mixed" if bf16_supported else "16-mixed"
 
 
