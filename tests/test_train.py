@@ -5,7 +5,7 @@ import logging
 from pathlib import Path
 
 import pytest
-from conftest import fit_encoder, run_module
+from conftest import run_module
 
 from miro.retrieval.evaluation import evaluate_encoder
 from miro.train import train
@@ -23,24 +23,12 @@ def held_out_scores(checkpoint: Path, dataset: Path) -> dict[str, float]:
 
 @pytest.mark.slow
 def test_encoder_learns_what_captions_say_about_images(trained_encoder, synthetic_dataset):
-    """At least 2x chance in mAP and 2.5x in P@5 (measured: 2.97x and 3.80x)."""
+    """At least 2x chance in mAP and 2.5x in P@5 (measured: 2.97x and 3.80x). A smoke test on the
+    easy world; the claim and its shuffled-caption control are made on the multilingual world
+    (test_multilingual.py)."""
     scores = held_out_scores(trained_encoder, synthetic_dataset)
     assert scores["test/map"] >= 2 * scores["test/map_chance"], scores
     assert scores["test/p_at_5"] >= 2.5 * scores["test/p_at_5_chance"], scores
-
-
-@pytest.mark.slow
-def test_with_shuffled_captions_retrieval_stays_near_chance(synthetic_dataset, tmp_path):
-    """The control: the same training, each training image paired with another post's caption,
-    stays under the lines the real run clears (2x in mAP, 2.5x in P@5) with a margin: at most
-    1.5x chance in mAP and 2x in P@5 (measured: 0.87x and 0.20x). Seven queries on 60 posts are
-    a noisy judge, and an encoder that groups images by motif without knowing their words beats
-    chance by luck of alignment: four other shuffles and another seed measured 0.95-1.45x in mAP
-    and 0.8-1.8x in P@5, all inside these bounds."""
-    checkpoint = fit_encoder(synthetic_dataset, tmp_path, shuffle_targets=True)
-    scores = held_out_scores(checkpoint, synthetic_dataset)
-    assert scores["test/map"] <= 1.5 * scores["test/map_chance"], scores
-    assert scores["test/p_at_5"] <= 2 * scores["test/p_at_5_chance"], scores
 
 
 def test_train_reports_retrieval_and_writes_checkpoints(compose_train, synthetic_dataset):
