@@ -19,6 +19,7 @@ import jinja2
 
 # What every browser shows inline; miro.images.IMAGE_SUFFIXES is what miro can read.
 BROWSER_IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".gif", ".webp"}
+BROWSER_VIDEO_SUFFIXES = {".mp4", ".webm"}  # H.264 MP4 is what miro writes
 PARAMETER_FILES = ("dream.json", "stylize.json", "query.json")
 
 TEMPLATE = Path(__file__).with_name("gallery.html.j2")
@@ -26,20 +27,21 @@ TEMPLATE = Path(__file__).with_name("gallery.html.j2")
 
 @dataclass
 class Section:
-    """A titled group of images: every file under the gallery's folder matching ``patterns``
-    (globs, relative to it), with the parameter files found beside them."""
+    """A titled group of images and videos: every file under the gallery's folder matching
+    ``patterns`` (globs, relative to it), with the parameter files found beside them."""
 
     title: str
     text: str
     patterns: Sequence[str]
     images: list[str] = field(default_factory=list)
+    videos: list[str] = field(default_factory=list)
     parameters: list[tuple[str, str]] = field(default_factory=list)
 
     def collect(self, root: Path) -> "Section":
         files = sorted({path for pattern in self.patterns for path in root.glob(pattern)})
-        self.images = [
-            p.relative_to(root).as_posix() for p in files if p.suffix in BROWSER_IMAGE_SUFFIXES
-        ]
+        relative = [(path.relative_to(root).as_posix(), path.suffix.lower()) for path in files]
+        self.images = [name for name, suffix in relative if suffix in BROWSER_IMAGE_SUFFIXES]
+        self.videos = [name for name, suffix in relative if suffix in BROWSER_VIDEO_SUFFIXES]
         folders = sorted({path.parent for path in files})
         self.parameters = [
             (str((folder / name).relative_to(root)), (folder / name).read_text())
