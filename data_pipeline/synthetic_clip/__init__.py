@@ -1,0 +1,1 @@
+"""``python -m data_pipeline.synthetic_clip``: the command of ``data_pipeline.synthetic.clip``."""
