@@ -41,6 +41,8 @@ def job_from_config(cfg: DictConfig) -> DreamJob:
         seed=cfg.seed,
         save_octaves=cfg.save_octaves,
         zoom=plain["zoom"],
+        video=plain["video"],
+        temporal=instantiate(cfg.temporal),
         stylization=stylization,
         order=cfg.order,
         progress=cfg.progress,

@@ -34,7 +34,6 @@ from miro.deepdream import (
     text_vector,
     tile_spans,
     vgg16,
-    write_video,
     zoom_frames,
     zoom_rotate,
 )
@@ -42,6 +41,7 @@ from miro.deepdream.stem import StemConv2d
 from miro.models.checkpoints import EncoderCheckpointError, load_encoder
 from miro.models.googlenet import GoogLeNetEncoder
 from miro.models.weights import IMAGENET_MEAN, IMAGENET_STD
+from miro.video import write_video
 
 QUICK = DreamSettings(octaves=2, steps=6)
 

@@ -1,5 +1,6 @@
 """`python -m miro.dream` as a user types it, and the run it drives: stills, layer sheets, zoom
-videos and compositions with a stylizer, on random-weight networks and tiny images."""
+videos, dreamed videos and compositions with a stylizer, on random-weight networks and tiny
+images."""
 
 import json
 import os
@@ -11,10 +12,12 @@ import pytest
 import torch
 from PIL import Image
 
+from data_pipeline.synthetic.clip import write_clip
 from miro.deepdream import DreamSettings, googlenet, vgg16
 from miro.deepdream.run import DreamJob, Stylization, objective_spec, run_dream
 from miro.images import load_image
 from miro.models.stylizer import Stylizer
+from miro.video import probe_video, read_frames
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["size=48", "settings.octaves=2", "settings.steps=2", "progress=false"]
@@ -176,3 +179,36 @@ def test_the_cli_dreams_toward_a_word_with_the_encoder(tmp_path, encoder_checkpo
         f"ckpt={path}", "objective=text", "words=zebra", f"output={tmp_path}", *TINY, cwd=tmp_path
     )
     assert unknown.returncode != 0 and "zebra" in unknown.stderr
+
+
+def test_the_cli_dreams_a_video_into_one_with_its_frames_rate_and_sound(tmp_path):
+    clip = write_clip(tmp_path / "clip.mp4", frames=6, size=48, fps=8)
+    out = tmp_path / "out"
+    done = dream_cli(
+        "dreamer=googlenet",
+        "dreamer.weights=null",
+        f"input={clip}",
+        f"output={out}",
+        "video.octaves=1",
+        "video.steps=4",
+        "progress=false",
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
+    dreamed = probe_video(out / "clip_dream.mp4")
+    assert (dreamed.frames, dreamed.fps, dreamed.size, dreamed.has_audio) == (
+        6,
+        8.0,
+        (48, 48),
+        True,
+    )
+    assert json.loads((out / "dream.json").read_text())["video"]["frames"] == 6
+    first = next(read_frames(out / "clip_dream.mp4"))
+    assert (first - next(read_frames(clip))).abs().mean() > 0.01  # it did dream
+
+
+def test_a_video_dream_refuses_what_only_images_do(tmp_path):
+    clip = write_clip(tmp_path / "clip.mp4", frames=2, size=32)
+    job = DreamJob(output=tmp_path, input=str(clip), layers="all", save_octaves=True)
+    with pytest.raises(ValueError, match="layers, save_octaves work on images only"):
+        run_dream(googlenet(weights=None), job)

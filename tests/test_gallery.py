@@ -8,8 +8,8 @@ import pytest
 import torch
 from PIL import Image
 
-from miro.deepdream.video import write_video
 from miro.report.gallery import Section, write_gallery
+from miro.video import write_video
 
 CHROMIUM = shutil.which("chromium")
 FLAGS = [

@@ -1,8 +1,8 @@
 """DeepDream (Mordvintsev, Olah and Tyka, Google 2015) on named layers of our networks.
 
 Plain torch: a dream model (named layers, run only as deep as needed), composable objectives,
-the octave loop with jitter and tiled gradients, zoom frames and a video writer. Images are
-``(B, 3, H, W)`` float RGB in [0, 1] everywhere.
+the octave loop with jitter and tiled gradients, zoom frames and video dreams (``miro.video``
+reads and writes the files). Images are ``(B, 3, H, W)`` float RGB in [0, 1] everywhere.
 
 Example::
 
@@ -36,7 +36,7 @@ from miro.deepdream.parse import parse_objective
 from miro.deepdream.progress import DreamProgress, ProgressBar
 from miro.deepdream.text_space import model_text_vector, text_vector
 from miro.deepdream.tiling import objective_gradient, tile_spans
-from miro.deepdream.video import write_video
+from miro.deepdream.video import dream_video
 from miro.deepdream.zoom import zoom_frames, zoom_rotate
 
 __all__ = [
@@ -50,6 +50,7 @@ __all__ = [
     "dream_layers",
     "dream_octaves",
     "dream_step",
+    "dream_video",
     "from_encoder",
     "googlenet",
     "guide",
@@ -66,7 +67,6 @@ __all__ = [
     "text_vector",
     "tile_spans",
     "vgg16",
-    "write_video",
     "zoom_frames",
     "zoom_rotate",
 ]

@@ -1,10 +1,12 @@
 """What ``python -m miro.dream`` does: load the start image, build the objective, dream a still
 (or one per layer, with a contact sheet, or zoom frames), compose with a stylizer, and write
-every image with the parameters beside it.
+every image with the parameters beside it; or, for a video input, dream its frames into a
+video with the source's frame rate and sound.
 
 Example::
 
     written = run_dream(googlenet(), DreamJob(input="cat.jpg", output=Path("out")))
+    written = run_dream(googlenet(), DreamJob(input="clip.mp4", output=Path("out")))
 """
 
 import json
@@ -14,17 +16,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+from tqdm.auto import tqdm
 
 from miro.deepdream.models import DreamModel
 from miro.deepdream.octaves import DreamSettings, dream_layers, dream_octaves, noise_image
 from miro.deepdream.parse import parse_objective
-from miro.deepdream.video import write_video
+from miro.deepdream.video import dream_video
 from miro.deepdream.zoom import zoom_frames
 from miro.images import load_image, save_image
 from miro.models.checkpoints import load_stylizer
 from miro.report.sheets import labelled_grid
 from miro.style.apply import stylize
 from miro.style.styles import StyleChoice, choose_styles
+from miro.video.io import VideoInfo, is_video, probe_video, read_frames, write_video
+from miro.video.temporal import TemporalSettings
 
 log = logging.getLogger(__name__)
 
@@ -120,6 +125,8 @@ class DreamJob:
     seed: int = 0
     save_octaves: bool = False
     zoom: dict | None = None
+    video: dict = field(default_factory=lambda: {"octaves": 2, "steps": 5})
+    temporal: TemporalSettings = field(default_factory=TemporalSettings)
     stylization: Stylization | None = None
     order: str = "dream_then_stylize"
     progress: bool = True
@@ -130,9 +137,7 @@ def run_dream(model: DreamModel, job: DreamJob, params: dict | None = None) -> l
     contact sheet and ``dream.json`` with ``params`` and the objective)."""
     if job.order not in ORDERS:
         raise DreamInputError(f"order={job.order!r}; choose one of {', '.join(ORDERS)}")
-    name, start = start_image(job.input, job.size, job.max_size, job.seed)
     device = next(model.buffers()).device
-    start = start.to(device)
     guide = (
         start_image(job.guide, job.size, job.max_size, job.seed)[1].to(device)
         if job.guide
@@ -141,9 +146,27 @@ def run_dream(model: DreamModel, job: DreamJob, params: dict | None = None) -> l
     layer = job.layer or model.default_layer
     spec = objective_spec(job.objective, layer, job.unit, job.words)
     objective = parse_objective(spec, model, guide)
-    layers = _overview(model, job.layers)
     writer = _Writer(job.output)
+    described = {**(params or {}), "objective": spec}
+    if job.input is not None and is_video(job.input):
+        info = _video_input(job)
+        name = f"{Path(job.input).stem}_dream.mp4"
+        writer.file(name, lambda path: _write_dream_video(model, objective, job, info, path))
+        described["video"] = {"fps": info.fps, "frames": info.frames, "audio": info.has_audio}
+    else:
+        _dream_stills(model, objective, job, writer)
+    writer.file(
+        "dream.json",
+        lambda path: path.write_text(json.dumps(described, indent=2, default=str) + "\n"),
+    )
+    return writer.written
 
+
+def _dream_stills(model: DreamModel, objective, job: DreamJob, writer: "_Writer") -> None:
+    """The still dreams (one, or one per layer with a sheet), their stylized looks, the zoom."""
+    name, start = start_image(job.input, job.size, job.max_size, job.seed)
+    start = start.to(next(model.buffers()).device)
+    layers = _overview(model, job.layers)
     stylize_first = job.stylization is not None and job.order == "stylize_then_dream"
     starts = (
         [(f"{name}_{label}", image) for label, image in job.stylization.apply(start)]
@@ -164,13 +187,6 @@ def run_dream(model: DreamModel, job: DreamJob, params: dict | None = None) -> l
             writer.file(f"{prefix}_layers.png", sheet.save)
     if job.zoom and job.zoom.get("frames", 0) > 0:
         writer.file(job.zoom["file"], lambda path: _write_zoom(model, start, objective, job, path))
-    writer.file(
-        "dream.json",
-        lambda path: path.write_text(
-            json.dumps({**(params or {}), "objective": spec}, indent=2, default=str) + "\n"
-        ),
-    )
-    return writer.written
 
 
 def _overview(model: DreamModel, layers: list[str] | str | None) -> list[str] | None:
@@ -210,6 +226,38 @@ def _write_zoom(model, start, objective, job: DreamJob, path: Path) -> None:
         job.progress,
     )
     write_video(frames, path, fps=zoom["fps"])
+
+
+def _video_input(job: DreamJob) -> VideoInfo:
+    """The probed video of ``job.input``, after refusing what a video dream does not do."""
+    refused = {
+        "layers": job.layers is not None,
+        "save_octaves": job.save_octaves,
+        "zoom.frames": bool(job.zoom and job.zoom.get("frames", 0) > 0),
+        "stylize.ckpt": job.stylization is not None,
+    }
+    if any(refused.values()):
+        keys = ", ".join(key for key, given in refused.items() if given)
+        hint = (
+            f"; to stylize the dream, run python -m miro.stylize input={Path(job.input).stem}"
+            "_dream.mp4 after this"
+            if job.stylization is not None
+            else ""
+        )
+        raise DreamInputError(
+            f"input={job.input} is a video: {keys} work on images only; leave them out{hint}"
+        )
+    return probe_video(job.input)
+
+
+def _write_dream_video(model, objective, job: DreamJob, info: VideoInfo, path: Path) -> None:
+    settings = DreamSettings(
+        **{**job.settings.__dict__, "octaves": job.video["octaves"], "steps": job.video["steps"]}
+    )
+    frames = read_frames(info.path, max_size=job.max_size)
+    dreams = dream_video(model, frames, objective, settings, job.temporal, job.seed)
+    bar = tqdm(dreams, total=info.frames, unit="frame", desc="dream", disable=not job.progress)
+    write_video(bar, path, fps=info.fps, audio_from=info)
 
 
 class _Writer:

@@ -1,48 +1,43 @@
-"""Write frames as an animation: MP4 (H.264, through imageio and its bundled ffmpeg) or GIF
-(Pillow), chosen by the file's suffix.
+"""Dreaming a video: each frame's dream starts from the previous frame's dream, carried along
+the motion, so the dream follows the picture instead of flickering.
+
+gordicaleksa/pytorch-deepdream blends each new frame with the last dream where it lies on the
+screen; here the last dream is first warped along the optical flow from the new frame to the
+last one and blended in only where that flow is reliable (``miro.video.TemporalBlend``), and
+the blend is dreamed on for a few steps. ``temporal.weight=0`` dreams every frame alone.
 
 Example::
 
-    count = write_video(zoom_frames(model, photo, frames=30), "zoom.mp4", fps=12)
+    frames = read_frames("clip.mp4", max_size=512)
+    dreams = dream_video(model, frames, layer("inception4c"), DreamSettings(octaves=2, steps=5))
+    write_video(dreams, "clip_dream.mp4", fps=25)
 """
 
-from collections.abc import Iterable
-from pathlib import Path
+from collections.abc import Iterable, Iterator
 
-import numpy as np
 import torch
 
-from miro.images import to_array, to_pil
+from miro.deepdream.models import DreamModel
+from miro.deepdream.objectives import Objective
+from miro.deepdream.octaves import DreamSettings, as_generator, dream
+from miro.video.temporal import TemporalBlend, TemporalSettings
 
-SUFFIXES = (".mp4", ".gif")
 
-
-def write_video(frames: Iterable[torch.Tensor], path: str | Path, fps: float = 12) -> int:
-    """Write ``frames`` (each ``(3, H, W)`` or ``(1, 3, H, W)`` in [0, 1], all one size) to
-    ``path``; ``.mp4`` streams frame by frame (sides cropped to even numbers, as H.264 needs),
-    ``.gif`` loops forever. Returns the number of frames written."""
-    path = Path(path)
-    suffix = path.suffix.lower()
-    if suffix not in SUFFIXES:
-        raise ValueError(f"cannot write {path}: the suffix must be one of {SUFFIXES}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if suffix == ".gif":
-        images = [to_pil(frame) for frame in frames]
-        if not images:
-            raise ValueError(f"no frames to write to {path}")
-        duration = round(1000 / fps)
-        images[0].save(path, save_all=True, append_images=images[1:], duration=duration, loop=0)
-        return len(images)
-    import imageio.v2 as imageio  # imports its ffmpeg plugin only when a video is written
-
-    count = 0
-    with imageio.get_writer(path, fps=fps, codec="libx264", macro_block_size=1) as writer:
-        for frame in frames:
-            array = to_array(frame)
-            height, width = array.shape[:2]
-            writer.append_data(np.ascontiguousarray(array[: height // 2 * 2, : width // 2 * 2]))
-            count += 1
-    if count == 0:
-        path.unlink(missing_ok=True)
-        raise ValueError(f"no frames to write to {path}")
-    return count
+def dream_video(
+    model: DreamModel,
+    frames: Iterable[torch.Tensor],
+    objective: Objective | None = None,
+    settings: DreamSettings | None = None,
+    temporal: TemporalSettings | None = None,
+    seed: int | torch.Generator = 0,
+) -> Iterator[torch.Tensor]:
+    """Yield the dream ``(3, H, W)`` in [0, 1] of each of ``frames`` (``(3, H, W)`` in
+    [0, 1], in order), on the model's device. Each dream starts from the frame blended with
+    the last dream as ``temporal`` says; one generator drives every frame's jitter, so a seed
+    fixes the whole clip."""
+    device = next(model.buffers()).device
+    generator, state = as_generator(seed), TemporalBlend(temporal)
+    for frame in frames:
+        frame = frame.to(device)
+        start = state.blend(frame, frame)
+        yield state.keep(frame, dream(model, start[None], objective, settings, generator)[0])
