@@ -21,7 +21,7 @@ def main(cfg: DictConfig) -> None:
         )
         models = StudioModels.open(paths)
         blocks = build_studio(models, instantiate(cfg.settings), cfg.results_dir)
-        serve(blocks, models, cfg.host, cfg.port)
+        serve(blocks, models, cfg.results_dir, cfg.host, cfg.port)
 
 
 if __name__ == "__main__":

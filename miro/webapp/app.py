@@ -7,8 +7,9 @@ system's, and no share link is made.
 
 Example::
 
-    blocks = build_studio(models, StudioSettings(max_size=256), "outputs/studio/results")
-    serve(blocks, models, host="127.0.0.1", port=7860)     # until Ctrl-C
+    models = StudioModels.open(paths)
+    blocks = build_studio(models, StudioSettings(), "outputs/studio/results")
+    serve(blocks, models, "outputs/studio/results", host="127.0.0.1", port=7860)  # until Ctrl-C
 """
 
 from dataclasses import dataclass
@@ -67,9 +68,11 @@ def build_studio(
     )
 
 
-def serve(blocks: gr.Blocks, models: StudioModels, host: str, port: int) -> None:
-    """Serve ``blocks`` on ``host``:``port`` until interrupted; the dataset's images may be
-    served (the search results)."""
+def serve(
+    blocks: gr.Blocks, models: StudioModels, results_dir: str | Path, host: str, port: int
+) -> None:
+    """Serve ``blocks`` on ``host``:``port`` until interrupted; the dataset's images (search
+    results) and ``results_dir`` may be served."""
     blocks.launch(
         server_name=host,
         server_port=port,
@@ -78,5 +81,7 @@ def serve(blocks: gr.Blocks, models: StudioModels, host: str, port: int) -> None
         pwa=False,
         mcp_server=False,
         theme=THEME,
-        allowed_paths=[str(Path(models.paths.dataset_dir).resolve())],
+        allowed_paths=[
+            str(Path(path).resolve()) for path in (models.paths.dataset_dir, results_dir)
+        ],
     )

@@ -35,7 +35,11 @@ USER_ERRORS = (
     UnreadableImageError,
     ValueError,
 )
-IMAGE_FORMATS = "JPEG, PNG or WebP"
+# What an unreadable upload was read as, and what to upload instead.
+KINDS = {
+    "image": ("an image", "a photo as JPEG, PNG or WebP"),
+    "video": ("a video", "a video as MP4, MOV or WebM"),
+}
 
 Upload = Mapping[str, object]  # Gradio's FileData as a dict: path, orig_name, url, ...
 
@@ -49,11 +53,14 @@ def shown_in_page() -> Iterator[None]:
         raise gr.Error(str(err), print_exception=False) from None
 
 
-def unreadable(upload: Upload, reason: object) -> gr.Error:
+def unreadable(upload: Upload, reason: object, kind: str = "image") -> gr.Error:
+    """The message for an upload that cannot be read as ``kind`` (image, video), naming it by
+    the user's file name, not by where Gradio keeps it."""
     name = upload.get("orig_name") or Path(str(upload["path"])).name
+    reason = str(reason).removeprefix(f"{upload['path']}: ")
+    what, instead = KINDS[kind]
     return gr.Error(
-        f"{name} could not be read as an image ({reason}). Upload a photo as {IMAGE_FORMATS}.",
-        print_exception=False,
+        f"{name} could not be read as {what} ({reason}). Upload {instead}.", print_exception=False
     )
 
 

@@ -11,6 +11,7 @@ Example::
 
     results = ResultFiles(Path("outputs/studio/.../results"))
     path = results.save(array)     # (H, W, 3) uint8 → ".../000001.png"
+    clip = results.new_path(".mp4")   # ".../000002.mp4", for a writer
 """
 
 import threading
@@ -22,7 +23,8 @@ from PIL import Image
 
 
 class ResultFiles:
-    """Writes pictures to numbered PNGs in ``folder``, deleting all but the newest ``keep``."""
+    """Writes pictures (and stylized videos) to numbered files in ``folder``, deleting all but the
+    newest ``keep``."""
 
     def __init__(self, folder: str | Path, keep: int = 256) -> None:
         self.folder = Path(folder)
@@ -32,15 +34,21 @@ class ResultFiles:
         self.count = 0
         self.lock = threading.Lock()
 
-    def save(self, picture: np.ndarray | Image.Image) -> str:
-        """``picture`` (an ``(H, W, 3)`` uint8 array or a PIL image) as a new PNG; its path."""
+    def new_path(self, suffix: str) -> Path:
+        """A fresh numbered path ending in ``suffix`` (``.png``, ``.mp4``), the oldest deleted
+        beyond ``keep``."""
         with self.lock:
             self.count += 1
-            path = self.folder / f"{self.count:06d}.png"
+            path = self.folder / f"{self.count:06d}{suffix}"
             self.written.append(path)
             stale = self.written.popleft() if len(self.written) > self.keep else None
-        image = picture if isinstance(picture, Image.Image) else Image.fromarray(picture)
-        image.save(path)
         if stale is not None:
             stale.unlink(missing_ok=True)
+        return path
+
+    def save(self, picture: np.ndarray | Image.Image) -> str:
+        """``picture`` (an ``(H, W, 3)`` uint8 array or a PIL image) as a new PNG; its path."""
+        path = self.new_path(".png")
+        image = picture if isinstance(picture, Image.Image) else Image.fromarray(picture)
+        image.save(path)
         return str(path)
