@@ -1,6 +1,8 @@
-"""Stylize images: `python -m miro.stylize ckpt=CKPT input=FILE_OR_DIR output=DIR style=3`."""
+"""Stylize images or a video: `python -m miro.stylize ckpt=CKPT input=FILE_OR_DIR output=DIR
+style=3`."""
 
 import hydra
+from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from miro.cli import exit_on
@@ -10,6 +12,7 @@ from miro.style.errors import InputError, StylizeError
 from miro.style.export import export_stylizer
 from miro.style.run import stylize_path
 from miro.style.tiling import Tiling
+from miro.video.errors import UnreadableVideoError, VideoSettingsError
 
 
 def run(cfg: DictConfig) -> str:
@@ -26,7 +29,7 @@ def run(cfg: DictConfig) -> str:
         )
         return f"outputs: {cfg.output}\nexported {path}, described in {path.with_suffix('.json')}"
     if cfg.input is None:
-        raise InputError("give the images to stylize: input=FILE_OR_DIR")
+        raise InputError("give the images or video to stylize: input=FILE_OR_DIR")
     report = stylize_path(
         cfg.ckpt,
         cfg.input,
@@ -43,13 +46,16 @@ def run(cfg: DictConfig) -> str:
         progress=cfg.progress,
         runtime=cfg.runtime,
         onnx_cache=cfg.onnx_cache,
+        temporal=instantiate(cfg.temporal),
     )
     return report.summary()
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="stylize")
 def main(cfg: DictConfig) -> None:
-    with exit_on(StylizeError, CheckpointError, DeviceError):
+    with exit_on(
+        StylizeError, CheckpointError, DeviceError, UnreadableVideoError, VideoSettingsError
+    ):
         print(run(cfg))
 
 
