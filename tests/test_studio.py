@@ -26,11 +26,12 @@ from test_stylize import NAMES, random_stylizer, write_checkpoint
 
 from miro.images import load_image, to_array
 from miro.style.apply import stylize
+from miro.video import probe_video, write_video
 from miro.webapp.app import StudioSettings, build_studio
 from miro.webapp.dream_tab import dream_stream
 from miro.webapp.models import StudioModels, StudioPaths, Unavailable
 from miro.webapp.search_tab import search_posts
-from miro.webapp.stylize_tab import style_mix, stylize_photo
+from miro.webapp.stylize_tab import style_mix, stylize_clip, stylize_photo
 
 MAX_SIZE = 64
 
@@ -53,12 +54,17 @@ def files(encoder_checkpoint, tmp_path_factory) -> dict[str, Path]:
     photo = root / "photo.png"
     Image.open(sorted((dataset / "images").rglob("*.jpg"))[0]).resize((48, 40)).save(photo)
     (root / "broken.png").write_bytes(b"not an image")
+    moving = [torch.roll(load_image(photo), 2 * step, dims=2) for step in range(6)]
+    write_video(moving, root / "clip.mp4", fps=12)
+    (root / "broken.mp4").write_bytes(b"not a video")
     return {
         "encoder": encoder_checkpoint[0],
         "stylizer": write_checkpoint(root / "style.ckpt", random_stylizer()),
         "dataset": dataset,
         "photo": photo,
         "broken": root / "broken.png",
+        "clip": root / "clip.mp4",
+        "broken_clip": root / "broken.mp4",
     }
 
 
@@ -84,6 +90,19 @@ def test_slider_weights_are_the_normalized_mix(models, files):
     assert np.array_equal(stylize_photo(loaded, photo, [0.2, 0.0, 0.2]), half_half)
     assert not np.array_equal(half_half, only_last)
     assert stylize_photo(loaded, None, [1.0, 0.0, 0.0]) is None  # sliders moved before a photo
+
+
+def test_a_video_is_stylized_with_its_frame_count_and_rate(models, files, tmp_path):
+    output = stylize_clip(
+        models.stylizer, upload(files["clip"]), [0.0, 1.0, 0.0], tmp_path / "styled.mp4"
+    )
+    source, styled = probe_video(files["clip"]), probe_video(output)
+    assert (styled.frames, styled.fps, styled.size) == (6, source.fps, (48, 40))
+    unreadable = (
+        r"broken\.mp4 could not be read as a video \(not a readable video .*\)\. Upload a video"
+    )
+    with pytest.raises(gr.Error, match=unreadable):
+        stylize_clip(models.stylizer, upload(files["broken_clip"]), [1, 0, 0], tmp_path / "b.mp4")
 
 
 def test_user_mistakes_are_messages_that_say_what_to_do(models, files):
@@ -280,3 +299,12 @@ def test_the_server_survives_20_concurrent_requests(studio, files):
     posts = client.predict("red star", None, 3, api_name="/search")  # still answering
     assert len(posts) == 3 and all(Path(post["image"]).is_file() for post in posts)
     assert all(post["caption"].startswith(f"{i}. ") for i, post in enumerate(posts, 1))
+
+
+def test_the_app_stylizes_a_video_file(studio, files):
+    from gradio_client import Client, handle_file
+
+    client = Client(studio, verbose=False)
+    arguments = (1.0, False, 0.0, 0.0, 1.0)
+    styled = client.predict(handle_file(files["clip"]), *arguments, api_name="/stylize_video")
+    assert probe_video(styled).frames == 6
