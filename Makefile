@@ -27,8 +27,11 @@ format: install
 chromium:
 	command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium)
 
+# Two workers of one torch thread each: the CLI tests are mostly single-threaded start-up, and
+# the trainings share the cores better side by side than one at a time with two threads.
+TEST_WORKERS ?= 2
 test: install lint chromium
-	$(VENV)/bin/pytest
+	OMP_NUM_THREADS=1 $(VENV)/bin/pytest -n $(TEST_WORKERS) --dist loadgroup
 
 ENCODER := $(DEMO_OUT)/encoder/checkpoints/last.ckpt
 STYLIZER := $(DEMO_OUT)/stylizer/checkpoints/last.ckpt

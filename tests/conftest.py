@@ -38,6 +38,19 @@ def command_env() -> dict[str, str]:
     return env | {"OMP_NUM_THREADS": "1"}
 
 
+def pytest_itemcollected(item: pytest.Item) -> None:
+    """A group for pytest-xdist's ``--dist loadgroup`` (``make test``): a file's tests share one
+    worker (its module fixtures are built once), every test of the session's trained encoder
+    shares one (it is trained once), and each other slow test runs beside the rest."""
+    if "trained_encoder" in item.fixturenames:
+        group = "trained_encoder"
+    elif item.get_closest_marker("slow"):
+        group = item.nodeid
+    else:
+        group = item.path.name
+    item.add_marker(pytest.mark.xdist_group(group))
+
+
 def run_module(
     module: str, *arguments: str, cwd: Path = ROOT, timeout: int = 600
 ) -> subprocess.CompletedProcess:
