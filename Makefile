@@ -6,7 +6,7 @@ STAMP := $(VENV)/.install-stamp
 DEMO_DIR ?= data/demo
 DEMO_OUT ?= outputs/demo
 
-.PHONY: install chromium demo test lint format clean
+.PHONY: install chromium demo studio test lint format clean
 
 install: $(STAMP)
 
@@ -57,7 +57,14 @@ demo: install
 	$(DREAM) input=$(PHOTO) layers=all output=$(DEMO_OUT)/dreams/layers
 	$(DREAM) objective=text words=star size=192 output=$(DEMO_OUT)/dreams/text
 	$(DREAM) input=$(PHOTO) stylize.ckpt=$(STYLIZER) stylize.style=0 output=$(DEMO_OUT)/composition
+	$(PY) -m data_pipeline.synthetic_clip out=$(DEMO_DIR)/clip.mp4 frames=48 size=128
+	$(PY) -m miro.stylize ckpt=$(STYLIZER) input=$(DEMO_DIR)/clip.mp4 output=$(DEMO_OUT)/video style=0
+	$(DREAM) input=$(DEMO_DIR)/clip.mp4 output=$(DEMO_OUT)/video video.octaves=1 video.steps=3
 	$(PY) -m miro.gallery root=$(DEMO_OUT)
+
+# The studio on the demo's models (after `make demo`): http://127.0.0.1:7860
+studio: install
+	$(PY) -m miro.studio encoder=$(ENCODER) stylizer=$(STYLIZER) dataset_dir=$(DEMO_DIR)/dataset
 
 clean:
 	rm -rf outputs multirun .pytest_cache .ruff_cache
