@@ -28,10 +28,11 @@ chromium:
 	command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium)
 
 # Two workers of one torch thread each: the CLI tests are mostly single-threaded start-up, and
-# the trainings share the cores better side by side than one at a time with two threads.
+# the trainings share the cores better side by side than one at a time with two threads. The
+# slow tests are handed out first (tests/conftest.py), in collection order.
 TEST_WORKERS ?= 2
 test: install lint chromium
-	OMP_NUM_THREADS=1 $(VENV)/bin/pytest -n $(TEST_WORKERS) --dist loadgroup
+	OMP_NUM_THREADS=1 $(VENV)/bin/pytest -n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder --durations=15
 
 ENCODER := $(DEMO_OUT)/encoder/checkpoints/last.ckpt
 STYLIZER := $(DEMO_OUT)/stylizer/checkpoints/last.ckpt

@@ -38,6 +38,12 @@ def command_env() -> dict[str, str]:
     return env | {"OMP_NUM_THREADS": "1"}
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The slow tests first: under xdist (with ``--no-loadscope-reorder``) no long training
+    starts last and runs alone while the other worker idles."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
 def pytest_itemcollected(item: pytest.Item) -> None:
     """A group for pytest-xdist's ``--dist loadgroup`` (``make test``): a file's tests share one
     worker (its module fixtures are built once), every test of the session's trained encoder
