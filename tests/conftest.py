@@ -57,6 +57,17 @@ def pytest_itemcollected(item: pytest.Item) -> None:
     item.add_marker(pytest.mark.xdist_group(group))
 
 
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """One torch thread for a module (``pytestmark = pytest.mark.usefixtures(...)``) or a test:
+    tiny models run as fast on one, and on a busy 2-core box two OpenMP threads that spin-wait
+    for each other make GoogLeNet steps 10-60x slower. ``make test`` runs every worker so."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def run_module(
     module: str, *arguments: str, cwd: Path = ROOT, timeout: int = 600
 ) -> subprocess.CompletedProcess:

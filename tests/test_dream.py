@@ -43,17 +43,9 @@ from miro.models.googlenet import GoogLeNetEncoder
 from miro.models.weights import IMAGENET_MEAN, IMAGENET_STD
 from miro.video import write_video
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 QUICK = DreamSettings(octaves=2, steps=6)
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny images are thread overhead: one thread is several times faster here, and much
-    faster again on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

@@ -16,16 +16,9 @@ from miro.models.checkpoints import load_encoder
 from miro.retrieval.labelled import ProbeError, probe_split
 from miro.retrieval.probe import ProbeSettings, baselines, probe_checkpoint
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 CLASSES = ("ladder", "moon", "spiral", "star")
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """Two OpenMP threads on a busy 2-core box spin against each other (see test_retrieve)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

@@ -105,16 +105,7 @@ def test_run_killed_mid_epoch_resumes_to_the_same_numbers(synthetic_dataset, tmp
     assert json.loads((killed / "metrics.json").read_text()) == pytest.approx(expected, abs=1e-6)
 
 
-@pytest.fixture
-def one_thread():
-    """One OpenMP thread while the test runs (as ``cli_env`` gives the CLI runs)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-def test_same_config_and_seed_give_the_same_numbers(synthetic_dataset, tmp_path, one_thread):
+def test_same_config_and_seed_give_the_same_numbers(synthetic_dataset, tmp_path, one_torch_thread):
     """Two in-process runs, loader workers included: equal metrics, to the last bit."""
     overrides = [
         "+experiment=instagram_text",

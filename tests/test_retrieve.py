@@ -22,18 +22,10 @@ from miro.retrieval.store import IndexSettings, StoredIndex, read_index
 from miro.retrieve import hydra_arguments, run
 from miro.train import train
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 ROOT = Path(__file__).resolve().parents[1]
 FAST = {"num_workers": 0, "progress": False}
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """Tiny models run as fast on one thread, and on a box whose cores are busy, two OpenMP
-    threads that spin-wait for each other make GoogLeNet steps 10-60x slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

@@ -33,16 +33,9 @@ from miro.webapp.models import StudioModels, StudioPaths, Unavailable
 from miro.webapp.search_tab import search_posts
 from miro.webapp.stylize_tab import style_mix, stylize_clip, stylize_photo
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 MAX_SIZE = 64
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """Tiny models run as fast on one thread, and two spin-waiting threads on a busy box do not."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
