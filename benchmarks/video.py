@@ -132,15 +132,24 @@ def main() -> None:
         root = Path(tmp)
         clip = write_clip(root / "clip.mp4", frames=args.frames, size=args.size, seed=0)
         ckpt = args.ckpt or train_stylizer(root, args.steps)
-        print(f"clip: {args.frames} frames of {args.size} px, pan and zoom; stylizer: "
-              f"{args.ckpt or f'trained here, {args.steps} steps'}; temporal.weight={weight}, "
-              f"flow {stylize_conf.flow}")  # fmt: skip
+        print(
+            f"clip: {args.frames} frames of {args.size} px, pan and zoom; stylizer: "
+            f"{args.ckpt or f'trained here, {args.steps} steps'}; temporal.weight={weight}, "
+            f"flow {stylize_conf.flow}"
+        )
 
         def stylizing(weight: float, folder: str):
             def run() -> Path:
                 temporal = TemporalSettings(weight, stylize_conf.flow)
-                stylize_path(ckpt, clip, root / folder, style=0, max_size=None, progress=False,
-                             temporal=temporal)  # fmt: skip
+                stylize_path(
+                    ckpt,
+                    clip,
+                    root / folder,
+                    style=0,
+                    max_size=None,
+                    progress=False,
+                    temporal=temporal,
+                )
                 return root / folder / "clip_stylized.mp4"
 
             return run
@@ -152,8 +161,10 @@ def main() -> None:
             path = stylizing(swept, f"sweep{swept}")()
             pairs = zip(read_frames(path), single, strict=True)
             stray = sum((a - b).abs().mean().item() for a, b in pairs)
-            print(f"  temporal.weight={swept}: warping error {flicker(clip, path):.6f}, mean "
-                  f"|temporal - per-frame| {stray / len(single):.4f}")  # fmt: skip
+            print(
+                f"  temporal.weight={swept}: warping error {flicker(clip, path):.6f}, mean "
+                f"|temporal - per-frame| {stray / len(single):.4f}"
+            )
         if not args.no_dream:
             trained = Path(args.encoder).is_file()
             model = text_encoder(args.encoder) if trained else googlenet(weights=None)
@@ -162,15 +173,22 @@ def main() -> None:
             def dreaming(weight: float, folder: str):
                 def run() -> Path:
                     temporal = TemporalSettings(weight, dream_conf.temporal.flow)
-                    job = DreamJob(root / folder, input=str(clip), video=dict(dream_conf.video),
-                                   temporal=temporal, progress=False)  # fmt: skip
+                    job = DreamJob(
+                        root / folder,
+                        input=str(clip),
+                        video=dict(dream_conf.video),
+                        temporal=temporal,
+                        progress=False,
+                    )
                     return run_dream(model, job)[0]
 
                 return run
 
             dream_weight = dream_conf.temporal.weight
-            print(f"\ndream: {dreamer}, {dict(dream_conf.video)} per frame, "
-                  f"temporal.weight={dream_weight}")  # fmt: skip
+            print(
+                f"\ndream: {dreamer}, {dict(dream_conf.video)} per frame, "
+                f"temporal.weight={dream_weight}"
+            )
             runs = {"per-frame": dreaming(0.0, "d0"), "temporal": dreaming(dream_weight, "d1")}
             compare("dream", runs, clip, args.rounds)
 

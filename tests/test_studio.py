@@ -185,11 +185,18 @@ def studio(files, tmp_path_factory) -> str:
     run_dir = tmp_path_factory.mktemp("studio_run")
     port = free_port()
     command = [
-        sys.executable, "-m", "miro.studio", f"encoder={files['encoder']}",
-        f"stylizer={files['stylizer']}", f"dataset_dir={files['dataset']}", "split=null",
-        f"port={port}", f"settings.max_size={MAX_SIZE}", "settings.noise_size=48",
+        sys.executable,
+        "-m",
+        "miro.studio",
+        f"encoder={files['encoder']}",
+        f"stylizer={files['stylizer']}",
+        f"dataset_dir={files['dataset']}",
+        "split=null",
+        f"port={port}",
+        f"settings.max_size={MAX_SIZE}",
+        "settings.noise_size=48",
         f"hydra.run.dir={run_dir}",
-    ]  # fmt: skip
+    ]
     log = (run_dir / "studio.log").open("w")
     server = subprocess.Popen(command, cwd=ROOT, env=command_env(), stdout=log, stderr=log)
     url = f"http://127.0.0.1:{port}/"

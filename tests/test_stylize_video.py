@@ -53,8 +53,14 @@ def test_weight_zero_is_per_frame_stylization_and_the_blend_steadies_a_pan(world
         alone = [painter.paint(frame[None], look)[0] for frame in frames]
     write_video(alone, tmp_path / "alone.mp4", fps=12)
     for weight, name in ((0.0, "plain.mp4"), (0.7, "steady.mp4")):
-        stylize_video(painter, world["clip"], {tmp_path / name: look}, TemporalSettings(weight),
-                      batch_size=4, progress=False)  # fmt: skip
+        stylize_video(
+            painter,
+            world["clip"],
+            {tmp_path / name: look},
+            TemporalSettings(weight),
+            batch_size=4,
+            progress=False,
+        )
     reference = list(read_frames(tmp_path / "alone.mp4"))
     plain = list(read_frames(tmp_path / "plain.mp4"))
     assert len(plain) == 12
@@ -73,15 +79,28 @@ def test_a_folder_holding_only_videos_is_refused_naming_them(world, tmp_path):
 
 
 def test_the_cli_stylizes_a_video_as_a_user_types_it(world, tmp_path):
-    done = run_module("miro.stylize", f"ckpt={world['ckpt']}", f"input={world['clip']}",
-                      f"output={tmp_path}", "style=constellation", "temporal.weight=0.6",
-                      "progress=false", f"hydra.run.dir={tmp_path / 'run'}")  # fmt: skip
+    done = run_module(
+        "miro.stylize",
+        f"ckpt={world['ckpt']}",
+        f"input={world['clip']}",
+        f"output={tmp_path}",
+        "style=constellation",
+        "temporal.weight=0.6",
+        "progress=false",
+        f"hydra.run.dir={tmp_path / 'run'}",
+    )
     assert done.returncode == 0, done.stderr
     assert "12 frames at 12 fps (with sound" in done.stdout
     assert probe_video(tmp_path / "clip_stylized.mp4").frames == 12
     corrupt = tmp_path / "broken.mp4"
     corrupt.write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(200))
-    failed = run_module("miro.stylize", f"ckpt={world['ckpt']}", f"input={corrupt}", "style=0",
-                        f"output={tmp_path}", f"hydra.run.dir={tmp_path / 'run'}")  # fmt: skip
+    failed = run_module(
+        "miro.stylize",
+        f"ckpt={world['ckpt']}",
+        f"input={corrupt}",
+        "style=0",
+        f"output={tmp_path}",
+        f"hydra.run.dir={tmp_path / 'run'}",
+    )
     assert failed.returncode == 2 and "Traceback" not in failed.stderr
     assert "broken.mp4" in failed.stderr and "not a readable video" in failed.stderr

@@ -119,8 +119,9 @@ def test_a_corrupt_or_missing_video_is_an_error_naming_it(tmp_path):
 
 
 def test_the_clip_maker_is_deterministic_as_a_user_types_it(tmp_path):
-    first = run_module("data_pipeline.synthetic_clip", f"out={tmp_path / 'a.mp4'}",
-                       "frames=6", "size=32")  # fmt: skip
+    first = run_module(
+        "data_pipeline.synthetic_clip", f"out={tmp_path / 'a.mp4'}", "frames=6", "size=32"
+    )
     assert first.returncode == 0, first.stderr
     write_clip(tmp_path / "b.mp4", frames=6, size=32)
     digest = [hashlib.sha256((tmp_path / n).read_bytes()).hexdigest() for n in ("a.mp4", "b.mp4")]

@@ -85,9 +85,14 @@ def write_clip(
             write_tone(Path(scratch) / "tone.wav", frames / fps, tone)
             audio = {"audio_path": str(Path(scratch) / "tone.wav"), "audio_codec": "aac"}
         pipe = imageio_ffmpeg.write_frames(
-            str(out), (size, size), fps=fps, macro_block_size=1, ffmpeg_log_level="error",
-            output_params=["-fflags", "+bitexact", "-flags:v", "+bitexact"], **audio,
-        )  # fmt: skip
+            str(out),
+            (size, size),
+            fps=fps,
+            macro_block_size=1,
+            ffmpeg_log_level="error",
+            output_params=["-fflags", "+bitexact", "-flags:v", "+bitexact"],
+            **audio,
+        )
         pipe.send(None)
         for window in windows:
             pipe.send(np.ascontiguousarray(window))

@@ -211,8 +211,9 @@ def stylize_path(
         parameters["video"] = video_parameters(report.video, temporal)
     else:
         root = input if input.is_dir() else input.parent
-        stylize_images(painter, files, root, output, choices, max_size, batch_size, extension,
-                       progress, report)  # fmt: skip
+        stylize_images(
+            painter, files, root, output, choices, max_size, batch_size, extension, progress, report
+        )
     parameters |= {"written": report.written, "skipped": report.skipped}
     report.parameters_file.write_text(json.dumps(parameters, indent=2) + "\n")
     if not report.written:

@@ -97,8 +97,10 @@ def read_frames(path: str | Path, max_size: int | None = None) -> Iterator[torch
     scale = None
     if max_size is not None:
         box = f"w='min(iw,{max_size})':h='min(ih,{max_size})'"
-        scale = ["-vf", f"scale={box}:force_original_aspect_ratio=decrease:"
-                 "force_divisible_by=2:flags=area"]  # fmt: skip
+        scale = [
+            "-vf",
+            f"scale={box}:force_original_aspect_ratio=decrease:force_divisible_by=2:flags=area",
+        ]
     meta, frames = _header(Path(path), scale)
     width, height = meta["size"]
     for data in frames:
@@ -137,9 +139,13 @@ class VideoWriter:
             codec = "copy" if self.audio.audio_codec in MP4_AUDIO else "aac"
             audio = {"audio_path": str(self.audio.path), "audio_codec": codec}
         pipe = imageio_ffmpeg.write_frames(
-            str(self.path), size, fps=self.fps, macro_block_size=1, ffmpeg_log_level="error",
+            str(self.path),
+            size,
+            fps=self.fps,
+            macro_block_size=1,
+            ffmpeg_log_level="error",
             **audio,
-        )  # fmt: skip
+        )
         pipe.send(None)  # starts ffmpeg
         return pipe
 
