@@ -186,7 +186,7 @@ def main() -> None:
 
             dream_weight = dream_conf.temporal.weight
             print(
-                f"\ndream: {dreamer}, {dict(dream_conf.video)} per frame, "
+                f"\ndreamer: {dreamer}, {dict(dream_conf.video)} per frame, "
                 f"temporal.weight={dream_weight}"
             )
             runs = {"per-frame": dreaming(0.0, "d0"), "temporal": dreaming(dream_weight, "d1")}

@@ -12,7 +12,7 @@ Example::
 import json
 import logging
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -251,9 +251,7 @@ def _video_input(job: DreamJob) -> VideoInfo:
 
 
 def _write_dream_video(model, objective, job: DreamJob, info: VideoInfo, path: Path) -> None:
-    settings = DreamSettings(
-        **{**job.settings.__dict__, "octaves": job.video["octaves"], "steps": job.video["steps"]}
-    )
+    settings = replace(job.settings, octaves=job.video["octaves"], steps=job.video["steps"])
     frames = read_frames(info.path, max_size=job.max_size)
     dreams = dream_video(model, frames, objective, settings, job.temporal, job.seed)
     bar = tqdm(dreams, total=info.frames, unit="frame", desc="dream", disable=not job.progress)
