@@ -242,7 +242,7 @@ class _Gram(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
         (rows,) = ctx.saved_tensors
-        return torch.bmm(rows, grad + grad.transpose(1, 2)) / rows.shape[1]
+        return torch.bmm(rows, (grad + grad.transpose(1, 2)) / rows.shape[1])
 
 
 def gram_matrix(features: torch.Tensor) -> torch.Tensor:

@@ -83,17 +83,26 @@ class ConditionalInstanceNorm2d(nn.Module):
         self.gamma = nn.Parameter(torch.ones(num_styles, channels))
         self.beta = nn.Parameter(torch.zeros(num_styles, channels))
 
-    def forward(self, x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-        """``x`` ``(B, C, H, W)``, ``weights`` ``(B, num_styles)`` → ``(B, C, H, W)``."""
+    def forward(
+        self,
+        x: torch.Tensor,
+        weights: torch.Tensor,
+        activation_: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    ) -> torch.Tensor:
+        """``x`` ``(B, C, H, W)``, ``weights`` ``(B, num_styles)`` → ``(B, C, H, W)``;
+        ``activation_``, an in-place activation (``torch.relu_``), is applied to the result."""
         gamma, beta = weights @ self.gamma, weights @ self.beta
         if exporting():
-            return self.norm(x) * gamma[:, :, None, None] + beta[:, :, None, None]
+            out = self.norm(x) * gamma[:, :, None, None] + beta[:, :, None, None]
+            return out if activation_ is None else activation_(out)
         # Instance norm is batch norm of the (1, B·C) view, whose affine takes one (γ, β) per
         # image and channel: normalization and affine in one pass.
         batch, channels = x.shape[:2]
         gamma, beta = gamma.expand(batch, -1).flatten(), beta.expand(batch, -1).flatten()
         flat = x.reshape(1, batch * channels, *x.shape[2:])
         out = F.batch_norm(flat, None, None, gamma, beta, True, 0.0, self.norm.eps)
+        if activation_ is not None:  # on the result itself: on its (B, C) view, autograd would
+            activation_(out)  # copy the whole gradient back through the view
         return out.view_as(x)
 
     def normalize_(
@@ -148,23 +157,27 @@ def upsample_conv(conv: nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
     output channel, and no 4× larger upsampled image. Reflecting the upsampled image by one
     pixel repeats its edge, which is the small image's edge, so ``x`` is padded by replication.
     The phases are interleaved in ``x``'s layout: written in place into a channels-last result
-    (inference), or by ``pixel_shuffle``, whose gradient is a cheap copy (training, NCHW).
+    (inference), or by ``pixel_shuffle`` (training, NCHW): phase (a, b) is read one row and
+    column further on when a or b is 1, so shuffled into slot (1 − a, 1 − b) every phase lands
+    one pixel down and right of its place, and one crop aligns them all. The gradient is then
+    one copy, not one full-size buffer per phase.
     """
     out_channels, height, width = conv.out_channels, x.shape[-2], x.shape[-1]
     fold = UPSAMPLE_FOLD.to(conv.weight)
-    kernels = torch.einsum("atk,oikl,bul->aboitu", fold, conv.weight, fold).flatten(0, 2)
-    phases = F.conv2d(F.pad(x, (1, 1, 1, 1), mode="replicate"), kernels, conv.bias.repeat(4))
+    padded = F.pad(x, (1, 1, 1, 1), mode="replicate")
     if x.is_contiguous(memory_format=torch.channels_last):  # interleaved in place, NHWC
+        kernels = torch.einsum("atk,oikl,bul->aboitu", fold, conv.weight, fold).flatten(0, 2)
+        phases = F.conv2d(padded, kernels, conv.bias.repeat(4))
         phases = phases.permute(0, 2, 3, 1).unflatten(3, (2, 2, out_channels))
         out = phases.new_empty(x.shape[0], height, 2, width, 2, out_channels)
         for a in (0, 1):
             for b in (0, 1):
                 out[:, :, a, :, b] = phases[:, a : a + height, b : b + width, a, b]
         return out.flatten(1, 2).flatten(2, 3).permute(0, 3, 1, 2)
-    phases = phases.unflatten(1, (4, out_channels))  # (B, phase a·2 + b, C, h + 1, w + 1)
-    parities = [(a, b) for a in (0, 1) for b in (0, 1)]
-    windows = [phases[:, 2 * a + b, :, a : a + height, b : b + width] for a, b in parities]
-    return F.pixel_shuffle(torch.stack(windows, 2).flatten(1, 2), 2)  # NCHW
+    flipped = fold.flip(0)  # slot a' holds phase 1 − a'
+    kernels = torch.einsum("atk,oikl,bul->oabitu", flipped, conv.weight, flipped).flatten(0, 2)
+    phases = F.conv2d(padded, kernels, conv.bias.repeat_interleave(4))
+    return F.pixel_shuffle(phases, 2)[..., 1 : 2 * height + 1, 1 : 2 * width + 1]  # NCHW
 
 
 def narrow_conv(conv: nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
@@ -228,7 +241,12 @@ class ConvBlock(nn.Module):
         self.activation = nn.ReLU() if activation is None else activation
 
     def forward(self, x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-        return self.activation(self.norm(self.convolve(x), weights))
+        # No backward reads the norm's output (ReLU's and sigmoid's read their own): a known
+        # activation runs in place on it, one full-size buffer fewer per layer.
+        in_place = None if exporting() else IN_PLACE.get(type(self.activation))
+        if in_place is None:
+            return self.activation(self.norm(self.convolve(x), weights))
+        return self.norm(self.convolve(x), weights, in_place)
 
     def infer(self, x: torch.Tensor, weights: torch.Tensor, norm: NormStep) -> torch.Tensor:
         """``forward`` for one image, without autograd (see ``Stylizer.infer``)."""
