@@ -184,7 +184,12 @@ class GoogLeNetDream(DreamModel):
         self.freeze()
 
     def normalize(self, images: torch.Tensor) -> torch.Tensor:
-        return self.net._transform_input(super().normalize(images))
+        """ImageNet normalization, then ``transform_input``'s re-scaling where the net has it:
+        ``((x − mean) / std) · std / 0.5 + (mean − 0.5) / 0.5``, which is ``2x − 1`` for every
+        channel, in one pass (torchvision splits, scales and concatenates the channels)."""
+        if self.net.transform_input:
+            return images.mul(2).sub_(1)
+        return super().normalize(images)
 
 
 def fold_batch_norms(net: nn.Module) -> nn.Module:

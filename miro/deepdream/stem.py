@@ -57,10 +57,13 @@ class _StemGradient(torch.autograd.Function):
     def backward(ctx, grad):
         (phases,) = ctx.saved_tensors
         before, after = ctx.pads
-        padded = F.pad(grad, (before, after, before, after))
-        by_phase = F.conv2d(padded, phases.to(grad.dtype))
+        # Padded evenly by the convolution itself (no padded copy of the gradient): the rows a
+        # larger ``after`` adds on top are cropped after the shuffle.
+        pad = max(before, after)
+        by_phase = F.conv2d(grad, phases.to(grad.dtype), padding=pad)
         height, width = ctx.shape
-        images = F.pixel_shuffle(by_phase, 2)[..., :height, :width]
+        skip = 2 * (pad - before)
+        images = F.pixel_shuffle(by_phase, 2)[..., skip : skip + height, skip : skip + width]
         return images.to(ctx.dtype), None, None, None, None, None
 
 
