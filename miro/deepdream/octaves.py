@@ -55,7 +55,8 @@ class DreamSettings:
             computes it natively (CPUs with AVX512-BF16 or AMX, CUDA GPUs that support it),
             float32 elsewhere. float32 by default: bfloat16 is faster but dreams another
             picture (3 octaves of 8 steps at 160 px, same seed: 22 dB PSNR against the float32
-            dream on GoogLeNet, 27.5 dB on VGG-16; ``benchmarks/dream_parity.py``).
+            dream on GoogLeNet, 27.5 dB on VGG-16, where float32 at another thread count is
+            39 and 44 dB from it; ``benchmarks/dream_parity.py``).
     """
 
     octaves: int = 4
