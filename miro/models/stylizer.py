@@ -177,7 +177,8 @@ def upsample_conv(conv: nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
     flipped = fold.flip(0)  # slot a' holds phase 1 − a'
     kernels = torch.einsum("atk,oikl,bul->oabitu", flipped, conv.weight, flipped).flatten(0, 2)
     phases = F.conv2d(padded, kernels, conv.bias.repeat_interleave(4))
-    return F.pixel_shuffle(phases, 2)[..., 1 : 2 * height + 1, 1 : 2 * width + 1]  # NCHW
+    # The crop as one negative pad: its gradient is one padded copy, where two slices' are two.
+    return F.pad(F.pixel_shuffle(phases, 2), (-1, -1, -1, -1))  # NCHW
 
 
 def narrow_conv(conv: nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
