@@ -244,7 +244,7 @@ class ConvBlock(nn.Module):
     def forward(self, x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
         # No backward reads the norm's output (ReLU's and sigmoid's read their own): a known
         # activation runs in place on it, one full-size buffer fewer per layer.
-        in_place = None if exporting() else IN_PLACE.get(type(self.activation))
+        in_place = IN_PLACE.get(type(self.activation))
         if in_place is None:
             return self.activation(self.norm(self.convolve(x), weights))
         return self.norm(self.convolve(x), weights, in_place)
