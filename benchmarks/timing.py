@@ -96,12 +96,12 @@ def alternate(contenders: dict[str, Callable[[], object]], rounds: int) -> dict[
     }
 
 
-def conv_rate(repeats: int = 5) -> float:
-    """GFLOP/s of a float32 3×3 convolution, 256 → 256 channels on 64 × 64 (a VGG-16 conv3
-    layer), channels-last, forward, at the current thread count: the rate a loop made of such
-    convolutions could reach."""
-    x = torch.randn(1, 256, 64, 64).contiguous(memory_format=torch.channels_last)
-    weight = torch.randn(256, 256, 3, 3).contiguous(memory_format=torch.channels_last)
+def conv_rate(repeats: int = 5, dtype: torch.dtype = torch.float32) -> float:
+    """GFLOP/s of a 3×3 convolution, 256 → 256 channels on 64 × 64 (a VGG-16 conv3 layer),
+    channels-last, forward, at the current thread count: the rate a loop made of such
+    convolutions could reach (float32 unless ``dtype`` says otherwise)."""
+    x = torch.randn(1, 256, 64, 64, dtype=dtype).contiguous(memory_format=torch.channels_last)
+    weight = torch.randn(256, 256, 3, 3, dtype=dtype).contiguous(memory_format=torch.channels_last)
     flops = 2 * 256 * 256 * 9 * 64 * 64
     with torch.inference_mode():
         F.conv2d(x, weight, padding=1)
