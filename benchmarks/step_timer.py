@@ -1,6 +1,7 @@
 """Timing of Lightning training steps after a warm-up, shared by the benchmarks."""
 
 import time
+from collections.abc import Sequence
 
 import pytorch_lightning as pl
 
@@ -20,9 +21,15 @@ class StepTimer(pl.Callback):
         self.end = time.perf_counter()
 
 
-def timed_fit(module: pl.LightningModule, warmup: int, steps: int, **fit_kwargs) -> float:
+def timed_fit(
+    module: pl.LightningModule,
+    warmup: int,
+    steps: int,
+    callbacks: Sequence[pl.Callback] = (),
+    **fit_kwargs,
+) -> float:
     """Seconds of ``steps`` CPU training steps after ``warmup`` untimed ones (no logs, no
-    checkpoints, no validation); ``fit_kwargs`` go to ``Trainer.fit``."""
+    checkpoints, no validation, only ``callbacks``); ``fit_kwargs`` go to ``Trainer.fit``."""
     timer = StepTimer(warmup)
     trainer = pl.Trainer(
         accelerator="cpu",
@@ -32,7 +39,7 @@ def timed_fit(module: pl.LightningModule, warmup: int, steps: int, **fit_kwargs)
         enable_progress_bar=False,
         enable_model_summary=False,
         limit_val_batches=0,
-        callbacks=[timer],
+        callbacks=[*callbacks, timer],
     )
     trainer.fit(module, **fit_kwargs)
     return timer.end - timer.start

@@ -1,8 +1,10 @@
 """Images/s of the Lightning training step (with its data loading) against a plain PyTorch loop.
 
 Both train the same GoogLeNet encoder with the same loss, optimizer, batch size and
-DataLoader over the same images; they alternate for ``--repeats`` rounds and the medians are
-compared. The DataLoader alone is timed too, to show whether data loading is the bottleneck.
+DataLoader over the same images, channels-last as ``python -m miro.train`` runs it (the
+``channels_last`` callback; ``--nchw`` times both in NCHW instead); they alternate for
+``--repeats`` rounds and the medians are compared. The DataLoader alone is timed too, to show
+whether data loading is the bottleneck.
 
     python benchmarks/train_throughput.py --image-size 128 --batch-size 32
 """
@@ -24,6 +26,7 @@ from timing import header
 
 from data_pipeline.build import build_dataset
 from data_pipeline.synthetic import generate_posts
+from miro.lit.channels_last import ChannelsLast
 from miro.lit.data import InstagramDataModule
 from miro.lit.text_supervised import TextSupervisedEncoder
 from miro.losses import SigmoidCrossEntropy
@@ -64,8 +67,9 @@ def lightning_images_per_s(datamodule, args) -> float:
         SigmoidCrossEntropy(),
         partial(torch.optim.AdamW, lr=1e-3),
     )
+    callbacks = [] if args.nchw else [ChannelsLast()]
     seconds = timed_fit(
-        module, args.warmup, args.steps, train_dataloaders=datamodule.train_dataloader()
+        module, args.warmup, args.steps, callbacks, train_dataloaders=datamodule.train_dataloader()
     )
     return args.steps * args.batch_size / seconds
 
@@ -73,6 +77,8 @@ def lightning_images_per_s(datamodule, args) -> float:
 def plain_images_per_s(datamodule, args) -> float:
     torch.manual_seed(0)
     model = GoogLeNetEncoder(datamodule.text.dim).train()
+    if not args.nchw:
+        model.to(memory_format=torch.channels_last)
     loss_fn = SigmoidCrossEntropy()
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
     loader = datamodule.train_dataloader()  # one loader, as Lightning uses: workers persist
@@ -108,6 +114,7 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--steps", type=int, default=15)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--nchw", action="store_true", help="both contenders in NCHW")
     args = parser.parse_args()
     print(header("Text-supervised GoogLeNet training: Lightning vs a plain loop"))
     logging.getLogger("pytorch_lightning").setLevel(logging.ERROR)

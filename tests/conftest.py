@@ -172,9 +172,8 @@ def fit_encoder(
         order = torch.randperm(len(train_targets), generator=torch.Generator().manual_seed(0))
         datamodule.datasets["train"].targets = train_targets[order]
     pl.seed_everything(cfg.seed)
-    trainer = instantiate(
-        cfg.trainer, logger=False, callbacks=[instantiate(cfg.callbacks.model_checkpoint)]
-    )
+    callbacks = [instantiate(cfg.callbacks[name]) for name in ("model_checkpoint", "channels_last")]
+    trainer = instantiate(cfg.trainer, logger=False, callbacks=callbacks)
     trainer.fit(instantiate(cfg.module), datamodule=datamodule)
     run = Path(cfg.paths.output_dir)
     (run / ".hydra").mkdir(exist_ok=True)  # as the CLI leaves it: retrieval reads image_size

@@ -30,7 +30,7 @@ def test_gpu_trainers_choose_their_precision_when_built(trainer, tmp_path):
     cfg = compose_config("train", overrides, tmp_path)
     assert cfg.trainer.accelerator == "gpu"
     assert instantiate(cfg.trainer.precision) == mixed_precision()  # 16-mixed without a GPU
-    assert instantiate(cfg.callbacks.channels_last).device_types == ("cuda",)
+    assert instantiate(cfg.callbacks.channels_last).device_types == ("cuda", "cpu")
     by_hand = compose_config("train", [*overrides, "trainer.precision=32"], tmp_path)
     assert by_hand.trainer.precision == 32
 
@@ -68,9 +68,16 @@ def test_channels_last_converts_the_encoders_weights_and_it_trains(tmp_path):
     assert not torch.equal(trained["net.conv1.conv.weight"], before["net.conv1.conv.weight"])
 
 
-def test_channels_last_leaves_cpu_runs_alone_by_default(tmp_path):
-    module, _, _ = fit_encoder(tmp_path, ChannelsLast())
+def test_channels_last_leaves_runs_on_other_devices_alone(tmp_path):
+    module, _, _ = fit_encoder(tmp_path, ChannelsLast(device_types=["cuda"]))
     assert module.encoder.net.conv1.conv.weight.is_contiguous()
+
+
+def test_the_style_experiments_keep_their_cpu_step_nchw(tmp_path):
+    for experiment in ("miro_style", "synthetic_style_demo", "instagram_text"):
+        cfg = compose_config("train", [f"+experiment={experiment}"], tmp_path)
+        types = instantiate(cfg.callbacks.channels_last).device_types
+        assert types == (("cuda", "cpu") if experiment == "instagram_text" else ("cuda",))
 
 
 def test_a_channels_last_stylizer_paints_the_same_images():
