@@ -1,11 +1,11 @@
 """Channels-last (NHWC) weights for training.
 
 cuDNN's tensor-core convolutions under mixed precision work in NHWC, and so do oneDNN's fastest
-CPU convolutions: a text-supervised GoogLeNet step (batch 32) takes 0.67–0.77× the NCHW time on
-a CPU at 64–128 px. A convolution whose weight is channels-last returns channels-last
-activations whatever its input's layout, so converting the weights once makes the layers that
-follow run NHWC without a transpose around each conv (PyTorch's "Channels Last Memory Format"
-tutorial).
+CPU convolutions: a text-supervised GoogLeNet step (128 px, batch 32) takes about 0.76× the NCHW
+time on a CPU (``benchmarks/train_throughput.py`` against its ``--nchw``). A convolution whose
+weight is channels-last returns channels-last activations whatever its input's layout, so
+converting the weights once makes the layers that follow run NHWC without a transpose around
+each conv (PyTorch's "Channels Last Memory Format" tutorial).
 """
 
 from collections.abc import Sequence
