@@ -200,7 +200,10 @@ def narrow_conv(conv: nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
         (strides[1] + out_channels * strides[3], *strides),
         by_row.storage_offset(),
     )
-    return (shifted.sum(0) + conv.bias).permute(0, 3, 1, 2)
+    # Dense NCHW (3 channels: a small copy). Left as the NHWC view, a batch of one reaches the
+    # conditional norm without a reshaping copy, and a dense NCHW gradient coming back (a
+    # mean's) then gave the wrong gradient for the rows.
+    return (shifted.sum(0) + conv.bias).permute(0, 3, 1, 2).contiguous()
 
 
 class SeparableConv2d(nn.Sequential):
