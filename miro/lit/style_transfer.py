@@ -54,6 +54,12 @@ class StyleTransferModule(pl.LightningModule):
         seed: seeds the style drawn for each training image (plus the rank under DDP).
         finetune_from: a checkpoint of this module; its styles are kept bit for bit and only
             the γ/β tables learn the new ``style_images``.
+        cpu_images_per_pass: on CPUs, the batch goes through the stylizer and the loss network
+            this many images at a time, into one loss and one backward: the same gradient (up
+            to float rounding) in less time. glibc maps large buffers afresh at every step and
+            takes a page fault for every 4 KB of them; smaller passes make smaller buffers,
+            which it reuses from its heap (``benchmarks/style_throughput.py`` times the step
+            as configured). None: the whole batch at once, as on GPUs always.
 
     ``training_step`` returns the weighted losses and the outputs' flatness for
     ``DivergenceWatchdog``; ``validation_step`` the batch in every style for
@@ -76,10 +82,14 @@ class StyleTransferModule(pl.LightningModule):
         seed: int = 0,
         finetune_from: str | None = None,
         loss_precision: str = "float32",
+        cpu_images_per_pass: int | None = None,
     ) -> None:
         super().__init__()
         compute_dtype(loss_precision, torch.device("cpu"))  # a known name, or ValueError now
+        if cpu_images_per_pass is not None and cpu_images_per_pass < 1:
+            raise ValueError(f"cpu_images_per_pass={cpu_images_per_pass}: give 1 or more, or null")
         self.loss_precision = loss_precision
+        self.cpu_images_per_pass = cpu_images_per_pass
         paths = self._style_paths(style_images)
         names = [path.stem for path in paths] if style_names is None else list(style_names)
         if len(names) != len(paths) or len(set(names)) != len(names):
@@ -126,7 +136,30 @@ class StyleTransferModule(pl.LightningModule):
         self, content: torch.Tensor, styles: torch.Tensor
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Stylize ``content`` in trained ``styles``; the outputs and the unweighted losses:
-        ``content``, ``tv`` (scalars) and ``style`` per image ``(B,)``."""
+        ``content``, ``tv`` (scalars) and ``style`` per image ``(B,)``. On CPUs, in passes of
+        ``cpu_images_per_pass`` images whose losses combine into the whole batch's."""
+        size = self.cpu_images_per_pass
+        if content.device.type != "cpu" or size is None or size >= len(content):
+            return self._losses(content, styles)
+        pieces = zip(content.split(size), styles.split(size), strict=True)
+        passes = [self._losses(images, drawn) for images, drawn in pieces]
+        shares = [len(outputs) / len(content) for outputs, _ in passes]
+
+        def weighted(name: str) -> torch.Tensor:
+            """A mean over equal-sized images (content, TV): the passes' means by their share."""
+            terms = zip(shares, passes, strict=True)
+            return sum(share * parts[name] for share, (_, parts) in terms)
+
+        return torch.cat([outputs for outputs, _ in passes]), {
+            "content": weighted("content"),
+            "style": torch.cat([parts["style"] for _, parts in passes]),
+            "tv": weighted("tv"),
+        }
+
+    def _losses(
+        self, content: torch.Tensor, styles: torch.Tensor
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """``losses`` of ``content`` in one pass."""
         outputs = self.stylizer(content, styles)
         dtype = compute_dtype(self.loss_precision, content.device)
         with torch.autocast(content.device.type, dtype, enabled=dtype != torch.float32):
