@@ -50,20 +50,12 @@ def measured(run: Callable[[], object]) -> tuple[object, float, int]:
 def style_contenders(root: Path) -> dict[str, Callable[[], tuple[float, int]]]:
     """One style training step of ours (the Lightning Trainer, as ``style_throughput.py`` runs
     it) and of the peer's loop: seconds per step and page faults per step, 5 steps after 2."""
-    from peer_fast_neural_style import PeerTraining
     from step_timer import timed_fit
-    from style_throughput import content_batches, our_module, peer_seconds
+    from style_throughput import our_module, peer_seconds, training_world
 
-    from data_pipeline.synthetic import generate_posts
-    from miro.images import find_images, load_image
-
-    generate_posts(root / "content", num_posts=24, seed=0)
-    generate_posts(root / "styles_1", num_posts=1, seed=1)
     args = SimpleNamespace(image_size=256, batch_size=4, warmup=2, steps=5)
-    batches = content_batches(root, args)
-    style = 255 * load_image(find_images(root / "styles_1")[0], short_side=256)[None]
-    vgg = our_module(root, 1, args)[0].loss_net.features  # the same random weights for both
-    peer = PeerTraining(style, vgg, args.batch_size)
+    batches, peer_training = training_world(root, args)
+    peer = peer_training()
 
     def ours() -> tuple[float, int]:
         module, data = our_module(root, 1, args)

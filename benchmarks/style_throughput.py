@@ -25,6 +25,7 @@ import sys
 import tempfile
 import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -99,14 +100,21 @@ def step_flops(root: Path, peer: PeerTraining, batches: list[torch.Tensor], args
     return {"peer": flops_of(lambda: peer.step(batches[0])), "ours": flops_of(ours)}
 
 
+def training_world(root: Path, args) -> tuple[list[torch.Tensor], Callable[[], PeerTraining]]:
+    """Content photos and one style under ``root``, which both contenders train on: the peer's
+    content batches, and a maker of the peer's loop with our loss network's random weights."""
+    generate_posts(root / "content", num_posts=24, seed=0)
+    generate_posts(root / "styles_1", num_posts=1, seed=1)
+    batches = content_batches(root, args)
+    style = 255 * load_image(find_images(root / "styles_1")[0], short_side=256)[None]
+    vgg = our_module(root, 1, args)[0].loss_net.features  # the same random weights for both
+    return batches, lambda: PeerTraining(style, torch.nn.Sequential(*vgg), args.batch_size)
+
+
 def training(args) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        generate_posts(root / "content", num_posts=24, seed=0)
-        generate_posts(root / "styles_1", num_posts=1, seed=1)
-        batches = content_batches(root, args)
-        style = 255 * load_image(find_images(root / "styles_1")[0], short_side=256)[None]
-        peer_vgg = our_module(root, 1, args)[0].loss_net.features  # same random weights
+        batches, peer_training = training_world(root, args)
         print(
             f"\ntraining step, {args.image_size} px, batch {args.batch_size}, VGG-16 to relu4_3 "
             f"(random weights), {args.steps} timed steps after {args.warmup}; medians of "
@@ -114,7 +122,7 @@ def training(args) -> None:
         )
         for count in args.threads:
             with threads(count):
-                peer = PeerTraining(style, torch.nn.Sequential(*peer_vgg), args.batch_size)
+                peer = peer_training()
                 flops = step_flops(root, peer, batches, args)
                 peak = conv_rate()
                 times: dict[str, list[float]] = {"ours, 1 style": [], "ours, 9 styles": []}
