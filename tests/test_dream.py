@@ -37,9 +37,11 @@ from miro.deepdream import (
     zoom_frames,
     zoom_rotate,
 )
+from miro.deepdream.models import relu_after
 from miro.deepdream.stem import StemConv2d
 from miro.models.checkpoints import EncoderCheckpointError, load_encoder
 from miro.models.googlenet import GoogLeNetEncoder
+from miro.models.vgg import LAYER_NAMES as VGG_LAYER_NAMES
 from miro.models.weights import IMAGENET_MEAN, IMAGENET_STD
 from miro.video import write_video
 
@@ -95,6 +97,42 @@ def test_vgg16_dreams_and_reads_conv_layers():
         acts = model(start, ["conv3_1", "relu3_1"])
     assert (acts["conv3_1"] < 0).any(), "a ReLU in place would have changed the conv output"
     assert torch.equal(acts["relu3_1"], acts["conv3_1"].clamp(min=0))
+
+
+@pytest.mark.parametrize("memory_format", [torch.contiguous_format, torch.channels_last])
+@pytest.mark.parametrize("pool", [nn.MaxPool2d(3, 2, ceil_mode=True), nn.MaxPool2d(2, 2)])
+def test_relu_after_a_max_pool_is_relu_before_it_in_value_and_gradient(pool, memory_format):
+    generator = torch.Generator().manual_seed(21)
+    # On a coarse grid, so that windows hold ties, positive and not, and windows all negative.
+    images = (torch.randn(2, 8, 17, 17, generator=generator) * 4).round() / 4
+    images = images.contiguous(memory_format=memory_format)
+    upstream = torch.randn(pool(images).shape, generator=generator)
+    results = []
+    for net in (nn.Sequential(nn.ReLU(), pool), relu_after(pool)):
+        leaf = images.clone().requires_grad_(True)
+        out = net(leaf)
+        out.backward(upstream)
+        results.append((out, leaf.grad))
+    (before, before_grad), (after, after_grad) = results
+    assert (before == 0).any() and before_grad.count_nonzero() > 0
+    assert torch.equal(before, after) and torch.equal(before_grad, after_grad)
+
+
+def test_vgg16_is_its_features_with_each_relu_after_its_pool():
+    torch.manual_seed(22)
+    model = vgg16(weights=None)
+    assert model.rectified_later == {"relu1_2", "relu2_2", "relu3_3", "relu4_3", "relu5_3"}
+    images = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(23))
+    images.requires_grad_(True)
+    acts = model(images, VGG_LAYER_NAMES)
+    x, expected = model.normalize(images), {}
+    for name, module in zip(VGG_LAYER_NAMES, model.features, strict=True):
+        x = expected[name] = module(x)
+    for name in VGG_LAYER_NAMES:
+        assert torch.equal(acts[name], expected[name]), name
+    (gradient,) = torch.autograd.grad(acts["relu4_3"].square().sum(), images)
+    (reference,) = torch.autograd.grad(expected["relu4_3"].square().sum(), images)
+    assert torch.equal(gradient, reference)
 
 
 def test_objectives_add_and_scale(net):
