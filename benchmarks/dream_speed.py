@@ -5,10 +5,11 @@ thread; the arithmetic rate each loop reaches against this CPU's 3×3 convolutio
 peak memory of dreaming a 2048 px image in 512 px tiles.
 
 The peer's loop is re-implemented in ``peer_deepdream.py`` (its network cuts, normalization,
-smoothing, step rule). Ours runs ``miro.deepdream.dream`` in float32 (the default) and in
-bfloat16 (an opt-in: ``benchmarks/dream_parity.py`` says how far its dream is from the float32
-one). Contenders alternate within each round; medians. Wall time is the figure; CPU time is
-printed beside it because on a shared machine it is disturbed less.
+smoothing, step rule). Ours runs ``miro.deepdream.dream`` in float32 (the default) and, where
+the CPU computes bfloat16 natively, in bfloat16 (an opt-in: ``benchmarks/dream_parity.py`` says
+how far its dream is from the float32 one). Contenders alternate within each round; medians.
+Wall time is the figure; CPU time is printed beside it because on a shared machine it is
+disturbed less.
 
     python benchmarks/dream_speed.py                         # both models, 3 rounds
     python benchmarks/dream_speed.py --models vgg16 --rounds 5 --threads 1
@@ -35,6 +36,7 @@ from miro.deepdream import DreamSettings, dream, googlenet, layer, noise_image
 from miro.deepdream import vgg16 as dream_vgg16
 from miro.deepdream.models import GoogLeNetDream, PooledHead, VGG16Dream
 from miro.deepdream.octaves import octave_sizes
+from miro.devices import native_bfloat16
 
 LAYERS = {"googlenet": "inception4c", "vgg16": "relu4_3"}
 TARGETS = {"googlenet": 0.45, "vgg16": 0.65}  # float32 dream time / the peer's, same run
@@ -79,14 +81,17 @@ def speed(kind: str, args) -> None:
     contenders = {
         "peer": lambda: peer_dream(peer, [name], image, args.octaves, args.scale, args.steps),
         "ours float32": lambda: dream(ours, image, objective, settings),
-        "ours bfloat16": lambda: dream(ours, image, objective, bf16),
     }
+    if native_bfloat16(torch.device("cpu")):  # emulated, it runs at a tenth of float32's speed
+        contenders["ours bfloat16"] = lambda: dream(ours, image, objective, bf16)
     flops = dream_flops(kind, peer, ours, args)
     print(
         f"\n{kind} {name}: dream {args.size} px, {args.octaves} octaves x {args.steps} steps, "
         f"scale {args.scale}; medians of {args.rounds} alternating rounds. "
         f"GFLOP per dream: peer {flops['peer'] / 1e9:.0f}, ours {flops['ours'] / 1e9:.0f}"
     )
+    if "ours bfloat16" not in contenders:
+        print("  no bfloat16 row: this CPU has no native bfloat16 arithmetic")
     for count in args.threads:
         with threads(count):
             peak = conv_rate()
