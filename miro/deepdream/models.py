@@ -18,6 +18,7 @@ Example::
 
 import copy
 import functools
+import itertools
 import logging
 from collections.abc import Callable, Collection, Iterable
 from pathlib import Path
@@ -137,6 +138,14 @@ class DreamModel(nn.Module):
                 taps[name] = F.relu(x) if name in self.rectified_later else x
         return taps
 
+    def _relu_after_pool(self, index: int, before_relu: nn.Module) -> None:
+        """Stage ``index``, a ReLU's layer, runs as ``before_relu`` (its input to the ReLU) and
+        the max pool of stage ``index + 1`` applies the ReLU after pooling (``relu_after``)."""
+        name, (pool_name, pool) = self.stages[index][0], self.stages[index + 1]
+        self.stages[index] = (name, before_relu)
+        self.stages[index + 1] = (pool_name, relu_after(pool))
+        self.rectified_later.add(name)
+
     @staticmethod
     def _run_branches(name, block, x, branches, taps, whole: bool) -> torch.Tensor | None:
         """An Inception block whose branches are read: run them one by one, and only the read
@@ -186,11 +195,8 @@ class GoogLeNetDream(DreamModel):
         blocks += ["inception4d", "inception4e", "_maxpool4", "inception5a", "inception5b"]
         self.stages = [(name, getattr(net, name.lstrip("_"))) for name in blocks]
         self.stages.append((head_name, head))
-        for conv in ("conv1", "conv3"):  # each a BasicConv2d followed by a max pool
-            index = blocks.index(conv)
-            self.stages[index] = (conv, getattr(net, conv).conv)  # its batch norm is folded
-            self.stages[index + 1] = (blocks[index + 1], relu_after(self.stages[index + 1][1]))
-            self.rectified_later.add(conv)
+        for conv in ("conv1", "conv3"):  # each a BasicConv2d (batch norm folded), then a pool
+            self._relu_after_pool(blocks.index(conv), getattr(net, conv).conv)
         self.freeze()
 
     def normalize(self, images: torch.Tensor) -> torch.Tensor:
@@ -250,12 +256,9 @@ class VGG16Dream(DreamModel):
             if isinstance(module, nn.ReLU):
                 module.inplace = False
         self.stages = list(zip(VGG_LAYER_NAMES, features, strict=True))
-        for index, (name, module) in enumerate(self.stages[:-1]):
-            pool_name, pool = self.stages[index + 1]
-            if isinstance(module, nn.ReLU) and isinstance(pool, nn.MaxPool2d):
-                self.stages[index] = (name, nn.Identity())
-                self.stages[index + 1] = (pool_name, relu_after(pool))
-                self.rectified_later.add(name)
+        for index, (module, after) in enumerate(itertools.pairwise(features)):
+            if isinstance(module, nn.ReLU) and isinstance(after, nn.MaxPool2d):
+                self._relu_after_pool(index, nn.Identity())
         self.freeze()
 
 
